@@ -1,0 +1,194 @@
+//! HTTP requests and responses as plain values: providers build and read them, only the
+//! gateway's executor puts them on a wire.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use secrecy::SecretString;
+
+/// How much of an upstream body is kept as text when it is not JSON (records, problems, logs).
+pub const UPSTREAM_TEXT_LIMIT: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub enum HeaderValueKind {
+    Plain(String),
+    /// A credential: shown as `[REDACTED]` by `Debug`, exposed only by the executor.
+    Secret(SecretString),
+}
+
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub name: HeaderName,
+    pub value: HeaderValueKind,
+}
+
+/// One upstream request, relative to the provider's configured base URL.
+///
+/// `Debug` shows the body's length only: a body may carry a credential (a connection code).
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// Absolute path below the base URL, starting with `/`. Built only from validated parts.
+    pub path: String,
+    pub headers: Vec<Header>,
+    pub body: Option<Bytes>,
+}
+
+impl HttpRequest {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self { method, path: path.into(), headers: Vec::new(), body: None }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push(Header { name, value: HeaderValueKind::Plain(value.into()) });
+        self
+    }
+
+    pub fn secret_header(mut self, name: HeaderName, value: SecretString) -> Self {
+        self.headers.push(Header { name, value: HeaderValueKind::Secret(value) });
+        self
+    }
+
+    /// `Authorization: Bearer <secret>`, the secret wrapped until the executor sends it.
+    pub fn bearer(self, secret: &SecretString) -> Self {
+        use secrecy::ExposeSecret;
+        let value = SecretString::from(format!("Bearer {}", secret.expose_secret()));
+        self.secret_header(http::header::AUTHORIZATION, value)
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(mut self, body: &serde_json::Value) -> Self {
+        self.body = Some(Bytes::from(body.to_string()));
+        self.header(http::header::CONTENT_TYPE, "application/json")
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
+}
+
+/// One upstream answer: status, headers and the (bounded) raw body.
+#[derive(Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The body was longer than the executor's read limit and was cut.
+    pub truncated: bool,
+}
+
+impl HttpResponse {
+    pub fn new(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Self { status, headers: HeaderMap::new(), body: body.into(), truncated: false }
+    }
+
+    /// The body as JSON, when it is complete, valid JSON.
+    pub fn json_value(&self) -> Option<serde_json::Value> {
+        if self.truncated {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as a deserialized type, when it is complete and matches.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        if self.truncated {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// What is recorded and echoed of the body: the JSON value verbatim when the body is JSON,
+    /// otherwise its text (lossy UTF-8) cut to [`UPSTREAM_TEXT_LIMIT`] bytes; `null` when empty.
+    pub fn body_for_record(&self) -> serde_json::Value {
+        if self.body.is_empty() {
+            return serde_json::Value::Null;
+        }
+        if let Some(v) = self.json_value() {
+            return v;
+        }
+        serde_json::Value::String(self.text_excerpt())
+    }
+
+    /// The body as text, lossy and cut at a character boundary to [`UPSTREAM_TEXT_LIMIT`] bytes.
+    pub fn text_excerpt(&self) -> String {
+        let end = self.body.len().min(UPSTREAM_TEXT_LIMIT);
+        let text = String::from_utf8_lossy(&self.body[..end]);
+        text.into_owned()
+    }
+
+    /// `Retry-After` as a duration, when sent as delta-seconds (the HTTP-date form is ignored:
+    /// the gateway then uses its own estimate).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let raw = self.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+        raw.trim().parse::<u64>().ok().map(Duration::from_secs)
+    }
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status.as_u16())
+            .field("body", &self.text_excerpt())
+            .field("truncated", &self.truncated)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_is_redacted_in_debug() {
+        let req = HttpRequest::new(Method::POST, "/x").bearer(&SecretString::from("sk_live_abc".to_owned()));
+        let printed = format!("{req:?}");
+        assert!(!printed.contains("sk_live_abc"), "{printed}");
+    }
+
+    #[test]
+    fn request_debug_never_shows_the_body() {
+        let req = HttpRequest::new(Method::POST, "/x").json(&serde_json::json!({"code": "conn_code_secret"}));
+        assert!(!format!("{req:?}").contains("conn_code_secret"));
+    }
+
+    #[test]
+    fn record_body_is_json_or_bounded_text() {
+        let json = HttpResponse::new(StatusCode::OK, r#"{"a":1}"#);
+        assert_eq!(json.body_for_record(), serde_json::json!({"a": 1}));
+        let html = HttpResponse::new(StatusCode::BAD_GATEWAY, "<html>".repeat(5000));
+        let serde_json::Value::String(text) = html.body_for_record() else { panic!("expected text") };
+        assert!(text.len() <= UPSTREAM_TEXT_LIMIT);
+        assert_eq!(HttpResponse::new(StatusCode::OK, "").body_for_record(), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn text_excerpt_never_splits_into_invalid_utf8() {
+        let body = "é".repeat(UPSTREAM_TEXT_LIMIT);
+        let res = HttpResponse::new(StatusCode::OK, body);
+        assert!(res.text_excerpt().len() <= UPSTREAM_TEXT_LIMIT + 3);
+    }
+
+    #[test]
+    fn truncated_json_is_not_json() {
+        let mut res = HttpResponse::new(StatusCode::OK, r#"{"a":1}"#);
+        res.truncated = true;
+        assert_eq!(res.json_value(), None);
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let mut res = HttpResponse::new(StatusCode::TOO_MANY_REQUESTS, "");
+        res.headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("7"));
+        assert_eq!(res.retry_after(), Some(Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,58 @@
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::{HttpRequest, HttpResponse, ProviderId};
+
+/// What sends an [`HttpRequest`] to a provider. The gateway's executor implements it with a
+/// real HTTP client; tests implement it with canned answers.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// How a request failed to produce an answer. The distinction that matters is whether the
+/// provider may have received (and acted on) it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// Nothing reached the provider (DNS, connect refused, connect timeout): safe to repeat.
+    NotSent,
+    /// Sent, but no answer in time: the provider may have cancelled.
+    Timeout,
+    /// Sent, then the connection broke before a full answer: the provider may have cancelled.
+    Reset,
+}
+
+impl TransportErrorKind {
+    /// The request may have reached the provider, so its effect is unknown.
+    pub const fn is_ambiguous(self) -> bool {
+        !matches!(self, Self::NotSent)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotSent => "not_sent",
+            Self::Timeout => "timeout",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct TransportError {
+    pub kind: TransportErrorKind,
+    /// What happened, free of URLs' secrets and header values.
+    pub detail: String,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "upstream {}: {}", self.kind.as_str(), self.detail)
+    }
+}
+
+impl TransportError {
+    pub fn new(kind: TransportErrorKind, detail: impl Into<String>) -> Self {
+        Self { kind, detail: detail.into() }
+    }
+}

@@ -1,0 +1,194 @@
+//! The public JSON shapes of `/v1`: what callers send and what they get back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+
+pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_METADATA_ENTRIES: usize = 20;
+pub const MAX_METADATA_KEY_CHARS: usize = 40;
+pub const MAX_METADATA_VALUE_CHARS: usize = 500;
+pub const MAX_ACCOUNT_CHARS: usize = 64;
+pub const MAX_LANGUAGE_CHARS: usize = 16;
+pub const MAX_PROVIDER_CHARS: usize = 64;
+
+/// `POST /v1/cancellations` body. Unknown fields are refused so typos are not ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    pub provider: String,
+    pub reference: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl CancelBody {
+    /// Parse a body, naming the offending field in `param` when it does not fit.
+    pub fn parse(bytes: &[u8]) -> Result<(Self, serde_json::Value), ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::invalid("body", format!("The body is not valid JSON: {e}.")))?;
+        if !value.is_object() {
+            return Err(ApiError::invalid("body", "The body must be a JSON object."));
+        }
+        let body: CancelBody = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let inner = e.inner().to_string();
+            let param = field_named_in(&inner).unwrap_or_else(|| e.path().to_string());
+            let param = if param.is_empty() || param == "." { "body".to_owned() } else { param };
+            ApiError::invalid(param, format!("The body does not fit the API: {inner}."))
+        })?;
+        body.check_lengths()?;
+        Ok((body, value))
+    }
+
+    fn check_lengths(&self) -> Result<(), ApiError> {
+        let too_long = |s: &str, max: usize| s.chars().count() > max;
+        if self.provider.is_empty() || too_long(&self.provider, MAX_PROVIDER_CHARS) {
+            return Err(ApiError::invalid("provider", "Unknown provider."));
+        }
+        if let Some(account) = &self.account
+            && (account.is_empty() || too_long(account, MAX_ACCOUNT_CHARS))
+        {
+            return Err(ApiError::invalid(
+                "account",
+                format!("An account name has 1 to {MAX_ACCOUNT_CHARS} characters."),
+            ));
+        }
+        if let Some(reason) = &self.reason
+            && too_long(reason, MAX_REASON_CHARS)
+        {
+            return Err(ApiError::invalid("reason", format!("The reason has at most {MAX_REASON_CHARS} characters.")));
+        }
+        if let Some(reason) = &self.reason
+            && reason.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(ApiError::invalid("reason", "The reason must not contain control characters."));
+        }
+        if let Some(language) = &self.language
+            && (language.is_empty()
+                || language.len() > MAX_LANGUAGE_CHARS
+                || !language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_'))
+        {
+            return Err(ApiError::invalid("language", "The language is a code such as `EN` or `en-GB`."));
+        }
+        if let Some(metadata) = &self.metadata {
+            if metadata.len() > MAX_METADATA_ENTRIES {
+                return Err(ApiError::invalid("metadata", format!("At most {MAX_METADATA_ENTRIES} metadata entries.")));
+            }
+            for (k, v) in metadata {
+                if k.is_empty() || too_long(k, MAX_METADATA_KEY_CHARS) || too_long(v, MAX_METADATA_VALUE_CHARS) {
+                    return Err(ApiError::invalid(
+                        "metadata",
+                        format!(
+                            "Metadata keys have 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}."
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// serde names the field in "unknown field `x`" and "missing field `x`" messages.
+fn field_named_in(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_owned())
+}
+
+/// The status of a cancellation (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Processing,
+    Cancelled,
+    Failed,
+    NeedsReview,
+}
+
+impl Status {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+            Self::NeedsReview => "needs_review",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Processing, Self::Cancelled, Self::Failed, Self::NeedsReview].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// What the provider answered, kept on the cancellation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpstreamSnapshot {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// The Cancellation object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cancellation {
+    pub id: String,
+    pub object: &'static str,
+    pub provider: String,
+    pub account: String,
+    pub reference: String,
+    pub status: Status,
+    pub cancelled_at: Option<String>,
+    pub attempts: u32,
+    pub replayed: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub error: Option<serde_json::Value>,
+    pub metadata: BTreeMap<String, String>,
+    pub upstream: Option<UpstreamSnapshot>,
+}
+
+/// RFC 3339 in UTC with exactly three fractional digits, as the providers' own examples are:
+/// one fixed width, so timestamps sort as strings.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn param_of(body: &str) -> String {
+        CancelBody::parse(body.as_bytes()).unwrap_err().param.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(param_of(r#"{"provider":"chargeapi"}"#), "reference");
+        assert_eq!(param_of(r#"{"provider":"chargeapi","reference":"r","refrence":"x"}"#), "refrence");
+        assert_eq!(param_of(r#"{"provider":"chargeapi","reference":5}"#), "reference");
+        assert_eq!(param_of(r#"{"provider":"chargeapi","reference":"r","metadata":{"a":1}}"#), "metadata.a");
+        assert_eq!(param_of(r#"[]"#), "body");
+        assert_eq!(param_of(r#"{"#), "body");
+        let long = "x".repeat(501);
+        assert_eq!(param_of(&format!(r#"{{"provider":"chargeapi","reference":"r","reason":"{long}"}}"#)), "reason");
+    }
+
+    #[test]
+    fn timestamps_are_utc_millis() {
+        let t = time::macros::datetime!(2026-04-01 03:38:06.924_567 +02:00);
+        assert_eq!(rfc3339(t), "2026-04-01T01:38:06.924Z");
+        assert_eq!(rfc3339(time::macros::datetime!(2026-04-01 01:38:06 UTC)), "2026-04-01T01:38:06.000Z");
+    }
+}

@@ -1,0 +1,358 @@
+//! Drives one cancellation to a final state through the ledger: every attempt is recorded
+//! BEFORE it is sent, every answer after; the lease says who may drive; nothing is guessed.
+//!
+//! The same code serves a caller's request (which may answer 202 and leave it running) and the
+//! background loop that resumes records left `processing` by a crashed or restarted process.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode};
+use cancelgate_ledger::{
+    AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record, Status,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::cancel::{Prepared, attempt, backoff};
+use crate::error::{ApiError, UpstreamInfo};
+use crate::registry::Registry;
+use crate::request_id::{self, RequestId};
+use crate::verdict::{AttemptResult, Unsettled, Verdict, exhausted};
+
+/// Who this process is, as a lease holder.
+pub fn new_owner_id() -> Arc<str> {
+    Arc::from(format!("gw_{}", ulid::Ulid::new()))
+}
+
+/// What the driver tells the request that started it, at most once.
+#[derive(Debug)]
+pub enum Early {
+    /// Final: answer with this record.
+    Final(Box<Record>),
+    /// Another attempt will follow later: answer 202 now, the driver goes on in the background.
+    Background,
+}
+
+/// One record to drive.
+#[derive(Debug)]
+pub struct Job {
+    pub prepared: Prepared,
+    pub record_id: String,
+    /// Attempts already sent for this record (by any process).
+    pub attempts: u32,
+    /// Whether an earlier attempt may have reached the provider.
+    pub ambiguous: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Driver {
+    pub ledger: Ledger,
+    pub owner: Arc<str>,
+}
+
+impl Driver {
+    /// Drive `job` until it is final, telling `early` (if any) as soon as the caller can be answered.
+    pub async fn run(&self, mut job: Job, mut early: Option<oneshot::Sender<Early>>) -> Result<Record, LedgerError> {
+        let entry = job.prepared.entry.clone();
+        let policy = &entry.settings.retry;
+        let lease = self.ledger.lease();
+        loop {
+            let now = OffsetDateTime::now_utc();
+            if !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
+                // Someone else drives it now (or it is final): never two drivers for one record.
+                return Err(LedgerError::LeaseLost { id: job.record_id });
+            }
+            let n = self.ledger.start_attempt(&job.record_id, &self.owner, now).await?;
+            job.attempts = n;
+            let started = Instant::now();
+            let context = AttemptContext { after_ambiguous: job.ambiguous };
+            let verdict = match attempt(&job.prepared, context).await {
+                Ok(result) => {
+                    self.ledger.finish_attempt(&job.record_id, n, attempt_record(&result, started)).await?;
+                    Verdict::of(result)
+                }
+                Err(build_error) => {
+                    // Nothing was sent: the account cannot be used. Final, not ambiguous.
+                    let record = AttemptRecord {
+                        finished_at: OffsetDateTime::now_utc(),
+                        latency_ms: 0,
+                        outcome: "not_sent".to_owned(),
+                        http_status: None,
+                        body: None,
+                        error: Some(build_error.to_string()),
+                    };
+                    self.ledger.finish_attempt(&job.record_id, n, record).await?;
+                    let error = ApiError::new(
+                        ErrorCode::ProviderMisconfigured,
+                        format!("The provider account cannot be used: {build_error}."),
+                    );
+                    Verdict::Refused(error)
+                }
+            };
+            let verdict = match verdict {
+                Verdict::Unsettled(unsettled) => {
+                    job.ambiguous |= unsettled.ambiguous;
+                    let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
+                    if job.attempts >= policy.max_attempts || repeat_unsafe {
+                        exhausted(unsettled, job.ambiguous)
+                    } else {
+                        if let Some(tx) = early.take() {
+                            let _ = tx.send(Early::Background);
+                        }
+                        self.pause(&job, &unsettled).await;
+                        continue;
+                    }
+                }
+                final_verdict => final_verdict,
+            };
+            let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
+            if let Some(tx) = early.take() {
+                let _ = tx.send(Early::Final(Box::new(record.clone())));
+            }
+            return Ok(record);
+        }
+    }
+
+    async fn pause(&self, job: &Job, unsettled: &Unsettled) {
+        let policy = &job.prepared.entry.settings.retry;
+        let wait = backoff(policy.backoff_base_ms, policy.backoff_max_ms, job.attempts, unsettled.retry_after);
+        tracing::info!(cancellation_id = %job.record_id, attempts = job.attempts, wait_ms = wait.as_millis() as u64,
+            ambiguous = unsettled.ambiguous, detail = %unsettled.detail, "attempt unsettled; retrying in the background");
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Spawn `run` on its own task, in the request id's scope, logging how it ends.
+    pub fn spawn(&self, job: Job, request_id: RequestId, early: Option<oneshot::Sender<Early>>) {
+        let driver = self.clone();
+        tokio::spawn(request_id::scope(request_id, async move {
+            let id = job.record_id.clone();
+            match driver.run(job, early).await {
+                Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
+                Err(LedgerError::LeaseLost { .. }) => {
+                    tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
+                }
+                Err(e) => tracing::error!(cancellation_id = %id, error = %e,
+                    "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
+            }
+        }));
+    }
+
+    /// Resume records left `processing`: at start on SQLite (one process owns the file, so every
+    /// processing record is orphaned), and every `poll` for expired leases (several replicas).
+    pub fn spawn_background(&self, registry: Arc<Registry>, poll: Duration) {
+        let driver = self.clone();
+        tokio::spawn(async move {
+            if driver.ledger.backend() == Backend::Sqlite {
+                let now = OffsetDateTime::now_utc();
+                match driver.ledger.claim_all_processing(&driver.owner, now, driver.ledger.lease()).await {
+                    Ok(records) => driver.resume_all(&registry, records).await,
+                    Err(e) => tracing::error!(error = %e, "cannot resume processing cancellations at start"),
+                }
+            }
+            let mut sweep_at = Instant::now();
+            loop {
+                tokio::time::sleep(poll).await;
+                let now = OffsetDateTime::now_utc();
+                match driver.ledger.claim_due(&driver.owner, now, driver.ledger.lease(), 64).await {
+                    Ok(records) => driver.resume_all(&registry, records).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot look for cancellations to resume"),
+                }
+                if sweep_at.elapsed() >= KEY_SWEEP_EVERY {
+                    sweep_at = Instant::now();
+                    let cutoff = now - KEY_RETENTION;
+                    match driver.ledger.sweep_idempotency_keys(cutoff).await {
+                        Ok(n) if n > 0 => tracing::info!(swept = n, "idempotency keys older than 24 h removed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot sweep idempotency keys"),
+                    }
+                }
+            }
+        });
+    }
+
+    async fn resume_all(&self, registry: &Registry, records: Vec<Record>) {
+        for record in records {
+            let request_id = record
+                .request
+                .get("request_id")
+                .and_then(Value::as_str)
+                .and_then(RequestId::parse)
+                .unwrap_or_else(RequestId::generate);
+            match rebuild(registry, &record) {
+                Ok(prepared) => {
+                    tracing::info!(cancellation_id = %record.id, attempts = record.attempts, ambiguous = record.ambiguous,
+                        "resuming a processing cancellation");
+                    let job = Job {
+                        prepared,
+                        record_id: record.id.clone(),
+                        attempts: record.attempts,
+                        ambiguous: record.ambiguous,
+                    };
+                    self.spawn(job, request_id, None);
+                }
+                Err(error) => self.abandon(&record, *error).await,
+            }
+        }
+    }
+
+    /// A record whose provider or account is gone from the configuration cannot be driven.
+    async fn abandon(&self, record: &Record, error: ApiError) {
+        let (status, error) =
+            if record.ambiguous { (FinalStatus::NeedsReview, None) } else { (FinalStatus::Failed, Some(error)) };
+        let http_status = error.as_ref().map_or(202, |e| e.code.http_status());
+        let fin = Final {
+            status,
+            cancelled_at: None,
+            error: error.map(|e| located(e, record).to_json()),
+            upstream: None,
+            http_status,
+            now: OffsetDateTime::now_utc(),
+        };
+        if let Err(e) = self.ledger.finish(&record.id, &self.owner, fin).await {
+            tracing::error!(cancellation_id = %record.id, error = %e, "cannot finish an undrivable cancellation");
+        }
+    }
+}
+
+/// Idempotency keys are kept at least this long (SPEC §2).
+pub const KEY_RETENTION: time::Duration = time::Duration::hours(24);
+const KEY_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// What is stored to rebuild the upstream request after a crash.
+pub fn stored_request(request: &CancelRequest, request_id: &RequestId) -> Value {
+    json!({"reason": request.reason, "language": request.language, "request_id": request_id.as_str()})
+}
+
+fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<ApiError>> {
+    let unavailable = |what: &str| {
+        Box::new(ApiError::new(
+            ErrorCode::ProviderMisconfigured,
+            format!("The {what} of this cancellation is no longer configured."),
+        ))
+    };
+    let entry = registry.get(&record.provider).ok_or_else(|| unavailable("provider"))?.clone();
+    let account = entry.accounts.get(&record.account).ok_or_else(|| unavailable("account"))?.clone();
+    let reference = entry.adapter.parse_reference(&record.reference).map_err(|_| unavailable("reference format"))?;
+    let text = |k: &str| record.request.get(k).and_then(Value::as_str).map(str::to_owned);
+    let request = CancelRequest { reference, reason: text("reason"), language: text("language") };
+    Ok(Prepared { entry, account, request })
+}
+
+fn located(mut error: ApiError, record: &Record) -> ApiError {
+    error.provider = Some(record.provider.clone());
+    error.reference = Some(record.reference.clone());
+    error.cancellation_id = Some(record.id.clone());
+    error
+}
+
+/// The ledger's view of one attempt: a short outcome label, and the bounded answer.
+fn attempt_record(result: &AttemptResult, started: Instant) -> AttemptRecord {
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let finished_at = OffsetDateTime::now_utc();
+    match result {
+        AttemptResult::NoAnswer(e) => AttemptRecord {
+            finished_at,
+            latency_ms,
+            outcome: if e.kind.is_ambiguous() {
+                cancelgate_ledger::AMBIGUOUS.to_owned()
+            } else {
+                "not_sent".to_owned()
+            },
+            http_status: None,
+            body: None,
+            error: Some(e.to_string()),
+        },
+        AttemptResult::Answered { outcome, response } => {
+            use cancelgate_core::{Effect, Outcome};
+            let label = match outcome {
+                Outcome::Cancelled(_) => "cancelled",
+                Outcome::Refused(_) => "refused",
+                Outcome::RateLimited { .. } => "rate_limited",
+                Outcome::NeedsReview { .. } => "needs_review",
+                Outcome::Fault(f) if f.effect == Effect::Unknown => cancelgate_ledger::AMBIGUOUS,
+                Outcome::Fault(_) => "transient",
+            };
+            AttemptRecord {
+                finished_at,
+                latency_ms,
+                outcome: label.to_owned(),
+                http_status: Some(response.status.as_u16()),
+                body: Some(response.body_for_record()),
+                error: None,
+            }
+        }
+    }
+}
+
+fn snapshot(upstream: &Option<UpstreamInfo>) -> Option<Value> {
+    upstream.as_ref().map(|u| json!({"status": u.status, "body": u.body}))
+}
+
+/// The final state a verdict gives.
+fn finish(job: &Job, verdict: Verdict) -> Final {
+    let now = OffsetDateTime::now_utc();
+    let locate = |mut e: ApiError| {
+        e.provider = Some(job.prepared.entry.id().to_owned());
+        e.reference = Some(job.prepared.request.reference.as_str().to_owned());
+        e.cancellation_id = Some(job.record_id.clone());
+        e
+    };
+    match verdict {
+        Verdict::Cancelled { cancelled_at, upstream } => Final {
+            status: FinalStatus::Cancelled,
+            cancelled_at: Some(cancelled_at.unwrap_or(now)),
+            error: None,
+            upstream: snapshot(&upstream),
+            http_status: 200,
+            now,
+        },
+        Verdict::NeedsReview { detail, upstream } => {
+            tracing::warn!(cancellation_id = %job.record_id, %detail, "cancellation needs review");
+            Final {
+                status: FinalStatus::NeedsReview,
+                cancelled_at: None,
+                error: None,
+                upstream: snapshot(&upstream),
+                http_status: 202,
+                now,
+            }
+        }
+        Verdict::RateLimited { retry_after, upstream } => {
+            let mut error = ApiError::new(ErrorCode::RateLimited, "The provider's quota is exhausted.")
+                .with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)));
+            // Kept beside the answer so a replay sends the provider's `Retry-After` again.
+            let retry_after_s = retry_after.map_or(1, |d| d.as_secs().max(1));
+            let snapshot = json!({"status": upstream.status, "body": upstream.body, "retry_after_s": retry_after_s});
+            error.upstream = Some(upstream);
+            let error = locate(error);
+            Final {
+                status: FinalStatus::Failed,
+                cancelled_at: None,
+                http_status: 429,
+                error: Some(error.to_json()),
+                upstream: Some(snapshot),
+                now,
+            }
+        }
+        Verdict::Refused(error) => {
+            let error = locate(error);
+            Final {
+                status: FinalStatus::Failed,
+                cancelled_at: None,
+                http_status: error.code.http_status(),
+                upstream: snapshot(&error.upstream),
+                error: Some(error.to_json()),
+                now,
+            }
+        }
+        // `run` never finishes an unsettled verdict; were it to, the honest state is review.
+        Verdict::Unsettled(unsettled) => finish(job, exhausted(unsettled, true)),
+    }
+}
+
+/// Whether a record is final (answers replay) or still driven.
+pub fn is_final(record: &Record) -> bool {
+    record.status != Status::Processing
+}

@@ -1,0 +1,177 @@
+//! `ApiError`: the only `IntoResponse` error. Every error answer is RFC 9457 problem+json with
+//! the members of SPEC §3.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use cancelgate_core::{ErrorCode, HttpResponse, RefusalReason};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::request_id;
+
+/// What a provider answered, as shown in `upstream`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UpstreamInfo {
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl UpstreamInfo {
+    pub fn from_response(res: &HttpResponse, code: Option<String>, message: Option<String>) -> Self {
+        Self { status: res.status.as_u16(), code, message, body: res.body_for_record() }
+    }
+}
+
+/// An error answer. Boxed: it travels through many `Result`s and is large.
+#[derive(Debug, Clone)]
+pub struct ApiError(Box<ErrorDetails>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorDetails {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub reason: Option<RefusalReason>,
+    pub param: Option<String>,
+    pub provider: Option<String>,
+    pub reference: Option<String>,
+    pub cancellation_id: Option<String>,
+    pub upstream: Option<UpstreamInfo>,
+    pub retry_after: Option<Duration>,
+    pub replayed: bool,
+}
+
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
+
+/// The problem document, member order as in SPEC §3.
+#[derive(Debug, Serialize)]
+pub struct Problem<'a> {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub code: &'static str,
+    pub reason: Option<&'static str>,
+    pub detail: &'a str,
+    pub retryable: bool,
+    pub provider: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    pub cancellation_id: Option<&'a str>,
+    pub request_id: Option<String>,
+    pub upstream: Option<&'a UpstreamInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self(Box::new(ErrorDetails {
+            code,
+            detail: detail.into(),
+            reason: None,
+            param: None,
+            provider: None,
+            reference: None,
+            cancellation_id: None,
+            upstream: None,
+            retry_after: None,
+            replayed: false,
+        }))
+    }
+
+    pub fn invalid(param: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut error = Self::new(ErrorCode::InvalidRequest, detail);
+        error.param = Some(param.into());
+        error
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, detail)
+    }
+
+    /// A bug. The caller sees a generic detail; the cause goes to the log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "Something went wrong on our side. The request id helps the operators find it.")
+    }
+
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn with_target(mut self, provider: &str, reference: &str) -> Self {
+        self.provider = Some(provider.to_owned());
+        self.reference = Some(reference.to_owned());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn problem(&self) -> Problem<'_> {
+        let doc = self.code.doc();
+        Problem {
+            type_: format!("/errors/{}", self.code.as_str()),
+            title: doc.title,
+            status: self.code.http_status(),
+            code: self.code.as_str(),
+            reason: self.reason.map(RefusalReason::as_str),
+            detail: &self.detail,
+            retryable: self.code.retryable(),
+            provider: self.provider.as_deref(),
+            reference: self.reference.as_deref(),
+            cancellation_id: self.cancellation_id.as_deref(),
+            request_id: request_id::current().map(|id| id.as_str().to_owned()),
+            upstream: self.upstream.as_ref(),
+            param: self.param.as_deref(),
+            replayed: self.replayed,
+        }
+    }
+
+    /// The problem as a JSON value (stored in the ledger for replays).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.problem()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.problem())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        } else if matches!(self.code.http_status(), 429 | 503) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,333 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cancelgate_core::ErrorCode;
+use cancelgate_ledger::{Begin, LedgerError, ListFilter, NewCancellation, Record, Status as LedgerStatus};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::oneshot;
+
+use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot, rfc3339};
+use crate::cancel;
+use crate::driver::{Early, Job, stored_request};
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::extract::{Caller, IdempotencyKey};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// `POST /v1/cancellations`.
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    key: Option<IdempotencyKey>,
+    request_id: axum::Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    check_content_type(&headers)?;
+    let (body, raw) = CancelBody::parse(&body)?;
+    let prepared = cancel::prepare(&state.registry, &client, &body)?;
+
+    let now = OffsetDateTime::now_utc();
+    let id = format!("can_{}", ulid::Ulid::new());
+    let new = NewCancellation {
+        id: id.clone(),
+        client: client.name.clone(),
+        provider: prepared.entry.id().to_owned(),
+        account: prepared.account.name().to_owned(),
+        reference: prepared.request.reference.as_str().to_owned(),
+        idempotency_key: key.map(|k| k.as_str().to_owned()),
+        fingerprint: fingerprint(&raw),
+        request: stored_request(&prepared.request, &request_id),
+        metadata: json!(body.metadata.clone().unwrap_or_default()),
+        owner: state.driver.owner.to_string(),
+        now,
+        lease_until: now + state.driver.ledger.lease(),
+    };
+    let target = |e: ApiError| e.with_target(prepared.entry.id(), prepared.request.reference.as_str());
+    let begin = state.driver.ledger.begin(new).await.map_err(|e| target(ledger_error(e)))?;
+    let fresh = match begin {
+        Begin::Fresh(record) => record,
+        Begin::Replay(record) | Begin::ReferenceNeedsReview(record) | Begin::ReferenceCancelled(record) => {
+            return Ok(render(&record, true));
+        }
+        Begin::KeyInFlight => {
+            return Err(target(ApiError::new(
+                ErrorCode::RequestInProgress,
+                "A request with this idempotency key is still being processed; retry later with the same key.",
+            ))
+            .with_retry_after(Duration::from_secs(1)));
+        }
+        Begin::KeyReused => {
+            let mut e = ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "This idempotency key was used with another request body.",
+            );
+            e.param = Some("Idempotency-Key".to_owned());
+            return Err(target(e));
+        }
+        Begin::ReferenceBusy(record) => {
+            let mut e = target(ApiError::new(
+                ErrorCode::RequestInProgress,
+                "A cancellation of this reference is already in flight; its result is at the cancellation_id.",
+            ))
+            .with_retry_after(Duration::from_secs(1));
+            e.cancellation_id = Some(record.id);
+            return Err(e);
+        }
+    };
+
+    let (tx, rx) = oneshot::channel();
+    let job = Job { prepared, record_id: fresh.id.clone(), attempts: 0, ambiguous: false };
+    state.driver.spawn(job, request_id.0.clone(), Some(tx));
+    let wait = Duration::from_millis(state.settings.limits.respond_within_ms);
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(Early::Final(record))) => Ok(render(&record, false)),
+        // Going on in the background (or the driver lost the ledger): the caller reads the outcome later.
+        Ok(Ok(Early::Background)) | Ok(Err(_)) | Err(_) => {
+            let record = state.driver.ledger.get(&id).await.ok().flatten().unwrap_or(fresh);
+            Ok(render(&record, false))
+        }
+    }
+}
+
+/// `GET /v1/cancellations/{id}`: the cancellation as stored.
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("No cancellation with this id.");
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let record = state.driver.ledger.get(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
+    // Another client's cancellation on an account this client may not use does not exist for it.
+    if !client.may_use(&record.provider, &record.account) {
+        return Err(not_found());
+    }
+    Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    provider: Option<String>,
+    account: Option<String>,
+    reference: Option<String>,
+    status: Option<String>,
+    created_gte: Option<String>,
+    created_lt: Option<String>,
+}
+
+/// `GET /v1/cancellations`: newest first, cursor-paginated.
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::invalid("query", format!("Unknown or malformed query parameter: {}.", e.body_text())))?;
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "`limit` is a whole number from 1 to 100."))?,
+    };
+    let time = |name: &str, raw: Option<String>| -> Result<Option<OffsetDateTime>, ApiError> {
+        raw.map(|r| {
+            OffsetDateTime::parse(&r, &Rfc3339)
+                .map_err(|_| ApiError::invalid(name, format!("`{name}` is an RFC 3339 time.")))
+        })
+        .transpose()
+    };
+    let status = q
+        .status
+        .map(|s| Status::parse(&s).map(ledger_status).ok_or_else(|| ApiError::invalid("status", "Unknown status.")))
+        .transpose()?;
+    let filter = ListFilter {
+        provider: q.provider,
+        account: q.account,
+        reference: q.reference,
+        status,
+        created_gte: time("created_gte", q.created_gte)?,
+        created_lt: time("created_lt", q.created_lt)?,
+    };
+    let page = state.driver.ledger.list(&filter, limit, q.starting_after.as_deref()).await.map_err(|e| match e {
+        LedgerError::UnknownCursor(_) => ApiError::invalid("starting_after", "`starting_after` names no cancellation."),
+        other => ledger_error(other),
+    })?;
+    let data: Vec<_> = page
+        .records
+        .iter()
+        .filter(|r| client.may_use(&r.provider, &r.account))
+        .map(|r| cancellation(r, false))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data, "has_more": page.has_more})).into_response())
+}
+
+fn ledger_status(s: Status) -> LedgerStatus {
+    match s {
+        Status::Processing => LedgerStatus::Processing,
+        Status::Cancelled => LedgerStatus::Cancelled,
+        Status::Failed => LedgerStatus::Failed,
+        Status::NeedsReview => LedgerStatus::NeedsReview,
+    }
+}
+
+fn api_status(s: LedgerStatus) -> Status {
+    match s {
+        LedgerStatus::Processing => Status::Processing,
+        LedgerStatus::Cancelled => Status::Cancelled,
+        LedgerStatus::Failed => Status::Failed,
+        LedgerStatus::NeedsReview => Status::NeedsReview,
+    }
+}
+
+/// The Cancellation object of a record.
+pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
+    let metadata: BTreeMap<String, String> = serde_json::from_value(record.metadata.clone()).unwrap_or_default();
+    let upstream = record.upstream.clone().and_then(|u| serde_json::from_value::<UpstreamSnapshot>(u).ok());
+    Cancellation {
+        id: record.id.clone(),
+        object: "cancellation",
+        provider: record.provider.clone(),
+        account: record.account.clone(),
+        reference: record.reference.clone(),
+        status: api_status(record.status),
+        cancelled_at: record.cancelled_at.map(rfc3339),
+        attempts: record.attempts,
+        replayed,
+        created_at: rfc3339(record.created_at),
+        updated_at: rfc3339(record.updated_at),
+        error: record.error.clone(),
+        metadata,
+        upstream,
+    }
+}
+
+/// The answer a record gives: 200 when cancelled, the stored problem when failed, 202 otherwise.
+pub fn render(record: &Record, replayed: bool) -> Response {
+    match record.status {
+        LedgerStatus::Cancelled => (StatusCode::OK, Json(cancellation(record, replayed))).into_response(),
+        LedgerStatus::Failed => {
+            let mut problem = record.error.clone().unwrap_or(Value::Null);
+            if replayed && let Some(obj) = problem.as_object_mut() {
+                obj.insert("replayed".to_owned(), Value::Bool(true));
+            }
+            let status =
+                record.http_status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut response = (status, Json(problem)).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            if matches!(status.as_u16(), 429 | 503) {
+                let seconds = record.upstream.as_ref().and_then(|u| u.get("retry_after_s")).and_then(Value::as_u64);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.unwrap_or(1)));
+            }
+            response
+        }
+        LedgerStatus::Processing | LedgerStatus::NeedsReview => {
+            let mut response = (StatusCode::ACCEPTED, Json(cancellation(record, replayed))).into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("/v1/cancellations/{}", record.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+    }
+}
+
+/// The same JSON value gives the same fingerprint, whatever its key order or spacing.
+fn fingerprint(body: &Value) -> String {
+    let mut hasher = Sha256::new();
+    canonical(body, &mut hasher);
+    hex::encode(hasher.finalize())
+}
+
+/// Sorted keys at every level, no spacing; does not depend on serde_json's map ordering feature.
+fn canonical(value: &Value, out: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<_> = map.keys().collect();
+            keys.sort();
+            out.update(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                out.update(Value::String(k.clone()).to_string().as_bytes());
+                out.update(b":");
+                canonical(&map[k], out);
+            }
+            out.update(b"}");
+        }
+        Value::Array(items) => {
+            out.update(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.update(b",");
+                }
+                canonical(item, out);
+            }
+            out.update(b"]");
+        }
+        scalar => out.update(scalar.to_string().as_bytes()),
+    }
+}
+
+/// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
+fn ledger_error(error: LedgerError) -> ApiError {
+    if error.is_transient() {
+        tracing::error!(error = %error, "ledger unavailable");
+        ApiError::new(
+            ErrorCode::ProviderUnavailable,
+            "The gateway's ledger is unavailable; nothing was sent. Retry later.",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    } else {
+        ApiError::internal(error)
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
+    } else {
+        ApiError::invalid("body", "The request body could not be read.")
+    }
+}
+
+/// A body is JSON; a missing content type is tolerated, a different one is a mistake.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
+        None => Ok(()),
+        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
+        Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_key_order_and_spacing() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"s"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{ "a" : { "x":"s", "y":[1, 2] }, "b":1 }"#).unwrap();
+        let c: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[2,1],"x":"s"}}"#).unwrap();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
+}

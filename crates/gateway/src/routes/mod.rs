@@ -1,0 +1,35 @@
+//! The HTTP surface: one function builds the whole router, layers in one place.
+
+mod cancellations;
+mod errors;
+mod health;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use cancelgate_core::ErrorCode;
+
+use crate::error::ApiError;
+use crate::request_id;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.limits.max_body_bytes;
+    let v1 = Router::new()
+        .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
+        .route("/v1/cancellations/{id}", get(cancellations::get));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/errors", get(errors::index))
+        .route("/errors/{code}", get(errors::page))
+        .fallback(|| async { ApiError::not_found("No such route.") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        // Outermost: every response, errors and fallbacks included, carries the request id.
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(state)
+}

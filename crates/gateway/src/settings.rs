@@ -1,0 +1,435 @@
+//! Typed settings: `config/gateway.toml`, then `config/providers/{id}.toml` (as `providers.{id}.*`),
+//! then `CANCELGATE__…` environment variables, merged by the `config` crate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The environment prefix of every override: `CANCELGATE__PROVIDERS__CHARGEAPI__BASE_URL`.
+pub const ENV_PREFIX: &str = "CANCELGATE";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub ledger: LedgerSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientSettings>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// `sqlite://data/cancelgate.db` or `postgres://…`. May hold a password: never printed.
+    pub url: SecretString,
+    #[serde(default = "defaults::lease_ms")]
+    pub lease_ms: u64,
+    /// Apply migrations at start (`serve`); `cancelgate migrate` applies them regardless.
+    #[serde(default = "defaults::yes")]
+    pub migrate_on_start: bool,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "defaults::respond_within_ms")]
+    pub respond_within_ms: u64,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    #[serde(default = "defaults::shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: defaults::max_body_bytes(),
+            respond_within_ms: defaults::respond_within_ms(),
+            shutdown_grace_ms: defaults::shutdown_grace_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` or `pretty`; unset: pretty on a terminal, JSON otherwise.
+    pub format: Option<String>,
+    /// A `tracing` filter (`info`, `cancelgate=debug`); `RUST_LOG` wins when set.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Hex SHA-256 of the client's key; the key itself is never stored.
+    pub key_sha256: String,
+    /// `["*"]` for everything, or provider ids, or `provider/account` pairs.
+    #[serde(default)]
+    pub providers: Vec<String>,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    #[serde(default = "defaults::client_per_second")]
+    pub per_second: u32,
+    /// Requests allowed at once above the steady rate; defaults to one second's worth.
+    pub burst: Option<u32>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { per_second: defaults::client_per_second(), burst: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub base_url: url::Url,
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "defaults::max_in_flight")]
+    pub max_in_flight: usize,
+    /// Upstream body read limit; longer answers are cut and treated as unreadable.
+    #[serde(default = "defaults::max_response_bytes")]
+    pub max_response_bytes: usize,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default)]
+    pub rate_limit: ProviderRateLimit,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerSettings,
+    /// Raw account tables: their keys are the provider's credential fields (and `*_file`).
+    #[serde(default)]
+    pub accounts: BTreeMap<String, HashMap<String, SecretString>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "defaults::backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "defaults::backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// Retries allowed as a share of calls (a budget, in the manner of tower's retry budget).
+    #[serde(default = "defaults::retry_budget_ratio")]
+    pub budget_ratio: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: defaults::max_attempts(),
+            backoff_base_ms: defaults::backoff_base_ms(),
+            backoff_max_ms: defaults::backoff_max_ms(),
+            budget_ratio: defaults::retry_budget_ratio(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderRateLimit {
+    #[serde(default = "defaults::provider_per_second")]
+    pub per_second: u32,
+}
+
+impl Default for ProviderRateLimit {
+    fn default() -> Self {
+        Self { per_second: defaults::provider_per_second() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerSettings {
+    #[serde(default = "defaults::failure_rate")]
+    pub failure_rate: f64,
+    #[serde(default = "defaults::min_calls")]
+    pub min_calls: u32,
+    #[serde(default = "defaults::window_s")]
+    pub window_s: u64,
+    #[serde(default = "defaults::open_s")]
+    pub open_s: u64,
+}
+
+impl Default for CircuitBreakerSettings {
+    fn default() -> Self {
+        Self {
+            failure_rate: defaults::failure_rate(),
+            min_calls: defaults::min_calls(),
+            window_s: defaults::window_s(),
+            open_s: defaults::open_s(),
+        }
+    }
+}
+
+mod defaults {
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn lease_ms() -> u64 {
+        15_000
+    }
+    pub fn max_connections() -> u32 {
+        16
+    }
+    pub fn max_body_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn respond_within_ms() -> u64 {
+        10_000
+    }
+    pub fn shutdown_grace_ms() -> u64 {
+        10_000
+    }
+    pub fn client_per_second() -> u32 {
+        100
+    }
+    pub fn timeout_ms() -> u64 {
+        5_000
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        2_000
+    }
+    pub fn max_in_flight() -> usize {
+        256
+    }
+    pub fn max_response_bytes() -> usize {
+        256 * 1024
+    }
+    pub fn max_attempts() -> u32 {
+        3
+    }
+    pub fn backoff_base_ms() -> u64 {
+        100
+    }
+    pub fn backoff_max_ms() -> u64 {
+        5_000
+    }
+    pub fn retry_budget_ratio() -> f64 {
+        0.2
+    }
+    pub fn provider_per_second() -> u32 {
+        100
+    }
+    pub fn failure_rate() -> f64 {
+        0.5
+    }
+    pub fn min_calls() -> u32 {
+        20
+    }
+    pub fn window_s() -> u64 {
+        30
+    }
+    pub fn open_s() -> u64 {
+        15
+    }
+}
+
+/// Configuration could not be loaded; the message names the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config directory {0}: not found (use --config-dir or CANCELGATE_CONFIG_DIR)")]
+    MissingDir(PathBuf),
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl SettingsError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+impl Settings {
+    /// Load from `dir` (holding `gateway.toml` and `providers/*.toml`) and the process environment.
+    pub fn load(dir: &Path) -> Result<Self, SettingsError> {
+        Self::load_with_env(dir, None)
+    }
+
+    /// As [`Settings::load`], with the environment given as a map (tests) instead of the process's.
+    pub fn load_with_env(dir: &Path, env: Option<HashMap<String, String>>) -> Result<Self, SettingsError> {
+        if !dir.is_dir() {
+            return Err(SettingsError::MissingDir(dir.to_path_buf()));
+        }
+        let gateway = dir.join("gateway.toml");
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(gateway.as_path()).format(config::FileFormat::Toml).required(true));
+        for (id, path) in provider_files(&dir.join("providers"))? {
+            builder = builder.add_source(ProviderFile { id, path });
+        }
+        let environment = config::Environment::with_prefix(ENV_PREFIX).separator("__").source(env);
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks serde cannot express; each failure names the key.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.limits.max_body_bytes == 0 {
+            return Err(SettingsError::invalid("limits.max_body_bytes", "must be at least 1"));
+        }
+        for (name, client) in &self.clients {
+            let hash = &client.key_sha256;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(SettingsError::invalid(
+                    format!("clients.{name}.key_sha256"),
+                    "must be 64 hex digits (the SHA-256 of the client key)",
+                ));
+            }
+            if client.rate_limit.per_second == 0 {
+                return Err(SettingsError::invalid(
+                    format!("clients.{name}.rate_limit.per_second"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for (id, provider) in &self.providers {
+            let key = |k: &str| format!("providers.{id}.{k}");
+            if !matches!(provider.base_url.scheme(), "http" | "https") {
+                return Err(SettingsError::invalid(key("base_url"), "must be an http:// or https:// URL"));
+            }
+            if provider.timeout_ms == 0 || provider.connect_timeout_ms == 0 {
+                return Err(SettingsError::invalid(key("timeout_ms"), "timeouts must be at least 1 ms"));
+            }
+            if provider.retry.max_attempts == 0 {
+                return Err(SettingsError::invalid(key("retry.max_attempts"), "must be at least 1"));
+            }
+            if provider.max_in_flight == 0 {
+                return Err(SettingsError::invalid(key("max_in_flight"), "must be at least 1"));
+            }
+            if provider.rate_limit.per_second == 0 {
+                return Err(SettingsError::invalid(key("rate_limit.per_second"), "must be at least 1"));
+            }
+            let cb = &provider.circuit_breaker;
+            if !(cb.failure_rate > 0.0 && cb.failure_rate <= 1.0) {
+                return Err(SettingsError::invalid(key("circuit_breaker.failure_rate"), "must be in (0, 1]"));
+            }
+            if !(0.0..=1.0).contains(&provider.retry.budget_ratio) {
+                return Err(SettingsError::invalid(key("retry.budget_ratio"), "must be in [0, 1]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `providers/{id}.toml` files, sorted by id.
+fn provider_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, SettingsError> {
+    let io = |e: std::io::Error| SettingsError::Io { path: dir.to_path_buf(), message: e.to_string() };
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
+            files.push((id.to_owned(), path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A provider file read as the table `providers.{id}`.
+#[derive(Debug, Clone)]
+struct ProviderFile {
+    id: String,
+    path: PathBuf,
+}
+
+impl config::Source for ProviderFile {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        let file = config::File::from(self.path.as_path()).format(config::FileFormat::Toml).required(true);
+        let table = file.collect()?;
+        let origin = self.path.display().to_string();
+        let mut by_id = config::Map::new();
+        by_id.insert(self.id.clone(), config::Value::new(Some(&origin), config::ValueKind::Table(table)));
+        let mut root = config::Map::new();
+        root.insert("providers".to_owned(), config::Value::new(Some(&origin), config::ValueKind::Table(by_id)));
+        Ok(root)
+    }
+}
+
+/// Prints the merged configuration with every secret replaced (used by `check-config`).
+#[derive(Debug)]
+pub struct Redacted<'a>(pub &'a Settings);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        writeln!(f, "listen = {:?}", s.listen.to_string())?;
+        writeln!(f, "ledger.url = \"[REDACTED]\"  # backend: {}", ledger_scheme(&s.ledger.url))?;
+        writeln!(f, "ledger.lease_ms = {}", s.ledger.lease_ms)?;
+        writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
+        writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
+        for (name, c) in &s.clients {
+            writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
+            writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;
+            writeln!(f, "clients.{name}.rate_limit.per_second = {}", c.rate_limit.per_second)?;
+        }
+        for (id, p) in &s.providers {
+            writeln!(f, "providers.{id}.base_url = {:?}", p.base_url.as_str())?;
+            writeln!(f, "providers.{id}.enabled = {}", p.enabled)?;
+            writeln!(f, "providers.{id}.timeout_ms = {}", p.timeout_ms)?;
+            writeln!(f, "providers.{id}.connect_timeout_ms = {}", p.connect_timeout_ms)?;
+            writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
+            writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
+            writeln!(f, "providers.{id}.rate_limit.per_second = {}", p.rate_limit.per_second)?;
+            for (account, fields) in &p.accounts {
+                let mut keys: Vec<_> = fields.keys().collect();
+                keys.sort();
+                for key in keys {
+                    writeln!(f, "providers.{id}.accounts.{account}.{key} = \"[REDACTED]\"")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ledger_scheme(url: &SecretString) -> &'static str {
+    use secrecy::ExposeSecret;
+    let url = url.expose_secret();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "postgres"
+    } else if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "unknown"
+    }
+}

@@ -1,0 +1,86 @@
+//! `Application::build` binds and wires; `run_until_stopped` serves until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::clients::Clients;
+use crate::driver::{Driver, new_owner_id};
+use crate::registry::Registry;
+use crate::routes;
+use crate::settings::{Settings, SettingsError};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] cancelgate_ledger::LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let registry = Registry::build(&settings)?;
+        let clients = Clients::from_settings(&settings);
+        if clients.accepts_demo_key() {
+            tracing::warn!(
+                "the published demo client key (see README) is accepted: never run this configuration in production"
+            );
+        }
+        let driver = Driver { ledger: connect_ledger(&settings).await?, owner: new_owner_id() };
+        if settings.ledger.migrate_on_start {
+            driver.ledger.migrate().await?;
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        let state =
+            AppState { settings: Arc::new(settings), registry: Arc::new(registry), clients: Arc::new(clients), driver };
+        Ok(Self { listener, addr, state })
+    }
+
+    /// The bound address (port 0 in the settings gives a free port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        tracing::info!(addr = %self.addr, "cancelgate listening");
+        // Replicas look for expired leases at least every 2 s (SPEC §5).
+        self.state.driver.spawn_background(self.state.registry.clone(), std::time::Duration::from_secs(1));
+        let app = routes::router(self.state);
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)
+    }
+}
+
+/// Open the ledger named by `ledger.url` (a SQLite file's directory is created).
+pub async fn connect_ledger(settings: &Settings) -> Result<cancelgate_ledger::Ledger, StartError> {
+    use secrecy::ExposeSecret;
+    let options = cancelgate_ledger::LedgerOptions {
+        max_connections: settings.ledger.max_connections,
+        lease: std::time::Duration::from_millis(settings.ledger.lease_ms),
+        ..Default::default()
+    };
+    Ok(cancelgate_ledger::Ledger::connect(settings.ledger.url.expose_secret(), options).await?)
+}

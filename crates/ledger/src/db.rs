@@ -1,0 +1,453 @@
+//! The thin layer over the two backends: pools, write transactions, bind values and row
+//! decoding. Everything above it (in `lib.rs`) is written once; the SQL lives in `sql.rs`.
+//!
+//! What differs between the backends is kept here and only here:
+//! - times: PostgreSQL has `TIMESTAMPTZ`; SQLite stores fixed-width UTC text (see [`time_text`]);
+//! - write transactions: SQLite writers queue on an in-process mutex and then `BEGIN IMMEDIATE`
+//!   (taking the file's write lock up front, so a transaction never fails to upgrade from read
+//!   to write with `SQLITE_BUSY`); PostgreSQL uses plain `BEGIN` (READ COMMITTED), its
+//!   constraints and row locks do the queueing.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Decode, Row as _, Transaction, Type};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::{LedgerError, redact_url};
+use crate::types::{Backend, LedgerOptions, SqliteSync};
+
+/// One statement, spelled for each backend. Most statements are spelled the same (`$n`
+/// placeholders work on both); see [`Sql::both`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sql<'a> {
+    pub sqlite: &'a str,
+    pub pg: &'a str,
+}
+
+impl<'a> Sql<'a> {
+    pub(crate) const fn both(sql: &'a str) -> Sql<'a> {
+        Sql { sqlite: sql, pg: sql }
+    }
+}
+
+/// A bind value. Times and JSON are encoded per backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+    Time(Option<OffsetDateTime>),
+    Json(Option<Value>),
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Bool(v)
+    }
+}
+impl From<OffsetDateTime> for Arg {
+    fn from(v: OffsetDateTime) -> Arg {
+        Arg::Time(Some(v))
+    }
+}
+impl From<Option<OffsetDateTime>> for Arg {
+    fn from(v: Option<OffsetDateTime>) -> Arg {
+        Arg::Time(v)
+    }
+}
+impl From<Option<Value>> for Arg {
+    fn from(v: Option<Value>) -> Arg {
+        // JSON `null` is stored as SQL NULL: "no error" and "error: null" are one thing.
+        Arg::Json(v.filter(|v| !v.is_null()))
+    }
+}
+impl From<Value> for Arg {
+    fn from(v: Value) -> Arg {
+        Arg::Json(Some(v))
+    }
+}
+
+/// `args![a, b, …]`: a `Vec<Arg>` from values convertible into [`Arg`].
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$($crate::db::Arg::from($v)),*] };
+}
+pub(crate) use args;
+
+const TIME_TEXT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// A time as SQLite stores it: UTC, microseconds, fixed width, so text order is time order.
+pub(crate) fn time_text(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    // Formatting with a fixed description only fails on years outside 0000..=9999, which the
+    // ledger never sees; fall back to RFC 3339 rather than panic.
+    t.format(TIME_TEXT).unwrap_or_else(|_| t.to_string())
+}
+
+pub(crate) fn parse_time_text(s: &str) -> Result<OffsetDateTime, LedgerError> {
+    PrimitiveDateTime::parse(s, TIME_TEXT)
+        .map(PrimitiveDateTime::assume_utc)
+        .map_err(|e| LedgerError::Corrupt(format!("time {s:?}: {e}")))
+}
+
+/// UTC with microsecond precision: what both backends store, so a value reads back equal to
+/// what was written, whichever the backend.
+pub(crate) fn normalize_time(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+}
+
+/// The connection pool of one backend.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite {
+        pool: SqlitePool,
+        /// Writers of this process queue here (fairly, without holding a connection) rather
+        /// than in SQLite's sleeping busy handler. The database still enforces every invariant;
+        /// this only schedules.
+        writer: Arc<Mutex<()>>,
+    },
+    Pg(PgPool),
+}
+
+/// An open write transaction. Dropping it rolls back.
+pub(crate) enum Tx {
+    Sqlite { tx: Transaction<'static, Sqlite>, _writer: OwnedMutexGuard<()> },
+    Pg(Transaction<'static, Postgres>),
+}
+
+/// A result row of either backend.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+fn bind_sqlite(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    let mut q = sqlx::query(sql);
+    for arg in args {
+        q = match arg {
+            Arg::Text(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+            Arg::Time(v) => q.bind(v.map(time_text)),
+            Arg::Json(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+fn bind_pg(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sql);
+    for arg in args {
+        q = match arg {
+            Arg::Text(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+            Arg::Time(v) => q.bind(v.map(normalize_time)),
+            Arg::Json(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+impl Db {
+    pub(crate) async fn connect(url: &str, options: &LedgerOptions) -> Result<(Db, Backend), LedgerError> {
+        let redacted = redact_url(url);
+        let invalid = |reason: String| LedgerError::InvalidUrl { url: redacted.clone(), reason };
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(|e| invalid(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(options.sqlite_busy_timeout)
+                .foreign_keys(true)
+                .synchronous(match options.sqlite_sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                });
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if !in_memory {
+                if let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(dir)
+                        .await
+                        .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: e.into() })?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
+            Ok((Db::Sqlite { pool, writer: Arc::new(Mutex::new(())) }, Backend::Sqlite))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+            if connect.get_application_name().is_none() {
+                connect = connect.application_name("cancelgate");
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
+            Ok((Db::Pg(pool), Backend::Postgres))
+        } else {
+            Err(invalid("expected sqlite://… or postgres://…".to_owned()))
+        }
+    }
+
+    /// Opens a write transaction (see the module docs for how each backend queues writers).
+    pub(crate) async fn begin_write(&self) -> Result<Tx, LedgerError> {
+        match self {
+            Db::Sqlite { pool, writer } => {
+                let guard = writer.clone().lock_owned().await;
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx::Sqlite { tx, _writer: guard })
+            }
+            Db::Pg(pool) => Ok(Tx::Pg(pool.begin().await?)),
+        }
+    }
+
+    pub(crate) async fn fetch_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
+        Ok(match self {
+            Db::Sqlite { pool, .. } => {
+                bind_sqlite(sql.sqlite, args).fetch_all(pool).await?.into_iter().map(Row::Sqlite).collect()
+            }
+            Db::Pg(pool) => bind_pg(sql.pg, args).fetch_all(pool).await?.into_iter().map(Row::Pg).collect(),
+        })
+    }
+
+    pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
+        Ok(match self {
+            Db::Sqlite { pool, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(pool).await?.map(Row::Sqlite),
+            Db::Pg(pool) => bind_pg(sql.pg, args).fetch_optional(pool).await?.map(Row::Pg),
+        })
+    }
+
+    pub(crate) async fn fetch_one(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Row, LedgerError> {
+        Ok(match self {
+            Db::Sqlite { pool, .. } => Row::Sqlite(bind_sqlite(sql.sqlite, args).fetch_one(pool).await?),
+            Db::Pg(pool) => Row::Pg(bind_pg(sql.pg, args).fetch_one(pool).await?),
+        })
+    }
+
+    /// Runs one writing statement as its own transaction and returns its rows. SQLite goes
+    /// through [`Db::begin_write`] (queue + `BEGIN IMMEDIATE`); on PostgreSQL one statement is
+    /// atomic by itself, which saves the `BEGIN`/`COMMIT` round trips.
+    pub(crate) async fn write_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
+        match self {
+            Db::Sqlite { .. } => {
+                let mut tx = self.begin_write().await?;
+                let rows = tx.fetch_all(sql, args).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+            Db::Pg(_) => self.fetch_all(sql, args).await,
+        }
+    }
+
+    /// [`Db::write_all`] for a statement returning at most one row.
+    pub(crate) async fn write_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
+        Ok(self.write_all(sql, args).await?.into_iter().next())
+    }
+
+    /// [`Db::write_all`] returning the number of rows changed.
+    pub(crate) async fn write_execute(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<u64, LedgerError> {
+        match self {
+            Db::Sqlite { .. } => {
+                let mut tx = self.begin_write().await?;
+                let changed = tx.execute(sql, args).await?;
+                tx.commit().await?;
+                Ok(changed)
+            }
+            Db::Pg(pool) => Ok(bind_pg(sql.pg, args).execute(pool).await?.rows_affected()),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite { pool, .. } => pool.close().await,
+            Db::Pg(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub(crate) async fn fetch_all(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
+        Ok(match self {
+            Tx::Sqlite { tx, .. } => {
+                bind_sqlite(sql.sqlite, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Sqlite).collect()
+            }
+            Tx::Pg(tx) => bind_pg(sql.pg, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Pg).collect(),
+        })
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
+        Ok(match self {
+            Tx::Sqlite { tx, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
+            Tx::Pg(tx) => bind_pg(sql.pg, args).fetch_optional(&mut **tx).await?.map(Row::Pg),
+        })
+    }
+
+    /// Runs a statement and returns the number of rows it changed.
+    pub(crate) async fn execute(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<u64, LedgerError> {
+        Ok(match self {
+            Tx::Sqlite { tx, .. } => bind_sqlite(sql.sqlite, args).execute(&mut **tx).await?.rows_affected(),
+            Tx::Pg(tx) => bind_pg(sql.pg, args).execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite { tx, _writer } => tx.commit().await,
+            Tx::Pg(tx) => tx.commit().await,
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite { tx, _writer } => tx.rollback().await,
+            Tx::Pg(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// Decoding of one column, shared by both backends for the types whose representation is the
+/// same (text, integers, booleans, JSON); times go through [`Row::time`].
+impl Row {
+    fn get<T>(&self, column: &str) -> Result<T, LedgerError>
+    where
+        T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>,
+    {
+        let got = match self {
+            Row::Sqlite(r) => r.try_get::<T, _>(column),
+            Row::Pg(r) => r.try_get::<T, _>(column),
+        };
+        got.map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}")))
+    }
+
+    pub(crate) fn text(&self, column: &str) -> Result<String, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn int(&self, column: &str) -> Result<i64, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn bool(&self, column: &str) -> Result<bool, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn bytes(&self, column: &str) -> Result<Vec<u8>, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn json(&self, column: &str) -> Result<Value, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_json(&self, column: &str) -> Result<Option<Value>, LedgerError> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_time(&self, column: &str) -> Result<Option<OffsetDateTime>, LedgerError> {
+        match self {
+            Row::Sqlite(_) => self.opt_text(column)?.as_deref().map(parse_time_text).transpose(),
+            Row::Pg(r) => r
+                .try_get::<Option<OffsetDateTime>, _>(column)
+                .map(|t| t.map(normalize_time))
+                .map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}"))),
+        }
+    }
+
+    pub(crate) fn time(&self, column: &str) -> Result<OffsetDateTime, LedgerError> {
+        self.opt_time(column)?.ok_or_else(|| LedgerError::Corrupt(format!("column {column}: unexpected NULL")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn time_text_is_fixed_width_utc_and_round_trips() {
+        let cases = [
+            (datetime!(2026-04-01 01:38:06.924 UTC), "2026-04-01T01:38:06.924000Z"),
+            (datetime!(2026-04-01 03:38:06 +02:00), "2026-04-01T01:38:06.000000Z"),
+            (datetime!(2026-04-01 01:38:06.123456789 UTC), "2026-04-01T01:38:06.123456Z"),
+        ];
+        for (t, want) in cases {
+            assert_eq!(time_text(t), want);
+            assert_eq!(parse_time_text(want).unwrap(), normalize_time(t));
+        }
+    }
+
+    #[test]
+    fn time_text_orders_like_time() {
+        let times = [
+            datetime!(2026-04-01 01:38:06 UTC),
+            datetime!(2026-04-01 01:38:06.5 UTC),
+            datetime!(2026-04-01 01:38:06.924 UTC),
+            datetime!(2026-04-01 01:38:07 UTC),
+            datetime!(2026-12-31 23:59:59.999999 UTC),
+        ];
+        for pair in times.windows(2) {
+            assert!(time_text(pair[0]) < time_text(pair[1]), "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn corrupt_time_text_is_an_error() {
+        assert!(matches!(parse_time_text("2026-04-01 01:38:06"), Err(LedgerError::Corrupt(_))));
+    }
+}

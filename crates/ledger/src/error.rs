@@ -1,0 +1,163 @@
+//! [`LedgerError`], and the mapping of sqlx's errors onto it.
+
+/// Everything a ledger operation can fail with. No variant carries a secret: URLs are redacted
+/// (see [`redact_url`]) and sqlx's database errors carry no connection parameters.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The URL is neither `sqlite:` nor `postgres:` or does not parse.
+    #[error("invalid ledger URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// The first connection failed (bad host, auth, unreadable file…).
+    #[error("cannot connect to the ledger at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database cannot be reached or is overloaded (pool timeout, I/O, busy): retry later,
+    /// `503` for a caller.
+    #[error("the ledger is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Applying or checking the embedded migrations failed.
+    #[error("ledger migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// No cancellation (or attempt) with that id.
+    #[error("cancellation {id} not found")]
+    NotFound { id: String },
+    /// The caller does not hold the lease on this record (any more): another replica took it
+    /// over, or it is final. Stop driving it; re-read it if needed.
+    #[error("the lease on cancellation {id} is not held by this owner")]
+    LeaseLost { id: String },
+    /// The operation contradicts the stored state (e.g. finishing an attempt twice).
+    #[error("ledger conflict on {id}: {detail}")]
+    Conflict { id: String, detail: String },
+    /// Racing writers kept invalidating each other beyond the retry budget: retry later.
+    #[error("the ledger stayed contended during {operation}")]
+    Contention { operation: &'static str },
+    /// `starting_after` names no record.
+    #[error("no cancellation {0} to list after")]
+    UnknownCursor(String),
+    /// The caller passed a value the ledger refuses (an empty id, a cancelled record without
+    /// `cancelled_at`…): a bug of the caller.
+    #[error("invalid ledger input: {0}")]
+    InvalidInput(String),
+    /// The operation exists on one backend only.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A stored row does not decode (a value out of range, unparseable time or JSON).
+    #[error("corrupt ledger row: {0}")]
+    Corrupt(String),
+    /// Any other database error (a constraint the ledger did not expect to hit, SQL error…).
+    #[error("ledger database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl LedgerError {
+    /// Worth retrying later as is: the database is unreachable, overloaded or contended.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LedgerError::Unavailable(_) | LedgerError::Contention { .. } | LedgerError::Connect { .. })
+    }
+}
+
+/// Whether a database error means "retry the whole transaction" (PostgreSQL serialization
+/// failure or deadlock): the transaction has been rolled back by the server.
+pub(crate) fn is_retryable_conflict(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match e {
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => {
+                LedgerError::Unavailable(e)
+            }
+            E::ColumnDecode { .. } | E::Decode(_) | E::ColumnNotFound(_) | E::ColumnIndexOutOfBounds { .. } => {
+                LedgerError::Corrupt(e.to_string())
+            }
+            E::Database(ref d) => {
+                let code = d.code();
+                let unavailable = match code.as_deref() {
+                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes (x + 256·k).
+                    Some(c) if c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)) => true,
+                    // PostgreSQL: connection exceptions, insufficient resources, operator
+                    // intervention (shutdown, too many connections…).
+                    Some(c) => c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"),
+                    None => false,
+                };
+                if unavailable { LedgerError::Unavailable(e) } else { LedgerError::Database(e) }
+            }
+            other => LedgerError::Database(other),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for LedgerError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        LedgerError::Migration(e)
+    }
+}
+
+/// The URL with its password (userinfo after `:`, and any `password=` query value) replaced by
+/// `***`, so it can be logged and put in errors.
+pub fn redact_url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = match userinfo.split_once(':') {
+                        Some((user, _password)) => format!("{user}:***"),
+                        None => userinfo.to_owned(),
+                    };
+                    format!("{scheme}://{user}@{host}{path}")
+                }
+                None => before_query.to_owned(),
+            }
+        }
+        None => before_query.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords_and_keeps_the_rest() {
+        let cases = [
+            ("postgres://u:s3cret@db:5432/app", "postgres://u:***@db:5432/app"),
+            ("postgres://u:p%40ss@db/app?sslmode=require", "postgres://u:***@db/app?sslmode=require"),
+            ("postgres://u:a@b@db/app", "postgres://u:***@db/app"),
+            ("postgres://u@db/app", "postgres://u@db/app"),
+            ("postgres://db/app?user=u&password=x&a=b", "postgres://db/app?user=u&password=***&a=b"),
+            ("postgresql://u:x@/app?host=/run/pg", "postgresql://u:***@/app?host=/run/pg"),
+            ("sqlite://data/cancelgate.db", "sqlite://data/cancelgate.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+}

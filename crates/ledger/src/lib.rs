@@ -1,0 +1,603 @@
+//! The durable ledger of cancellations: records, upstream attempts, idempotency keys and leases,
+//! on SQLite (embedded, one process) or PostgreSQL (shared by several gateway replicas).
+//!
+//! Architecture invariant: storage only. No HTTP, no provider, no other cancelgate crate; the
+//! API speaks plain values (strings, [`serde_json::Value`], [`time::OffsetDateTime`]).
+//!
+//! # What the ledger guarantees, and how
+//!
+//! Every guarantee below holds across processes because the DATABASE enforces it (unique
+//! indexes, conditional updates, a trigger), never an in-process lock:
+//!
+//! - **One live record per reference.** A partial unique index on (provider, account,
+//!   reference) `WHERE status <> 'failed'`: at most one upstream cancel per reference is in
+//!   flight anywhere, and a reference cancelled through the gateway stays answered by its
+//!   original record. A `failed` reference may be begun again.
+//! - **Idempotency keys.** (client, key) is a primary key. [`Ledger::begin`] inserts the key and
+//!   the record in ONE transaction, key first: the key's unique index serializes racing requests
+//!   with one key, the reference's index those for one reference; when the record cannot be
+//!   inserted the transaction rolls back, so a `409` is never stored under a key.
+//! - **Never sent twice, never guessed.** An attempt is written ([`Ledger::start_attempt`])
+//!   before its request leaves, by the holder of an unexpired lease only; a started attempt that
+//!   never finished makes the record [`Record::ambiguous`], as does one that ended ambiguous.
+//! - **One driver per record.** Every state change is an `UPDATE … WHERE lease_owner = $owner
+//!   AND status = 'processing'`; expired leases are taken over with [`Ledger::claim_due`]
+//!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two replicas never drive one record.
+//! - **Final is final.** `processing → cancelled | failed | needs_review` only; a trigger refuses
+//!   any change of a final status.
+//!
+//! No transaction is ever held open across an upstream call: each method is one short
+//! transaction, and the caller sends upstream between [`Ledger::start_attempt`] and
+//! [`Ledger::finish_attempt`].
+//!
+//! The ledger never reads the clock: callers pass `now`, which keeps it testable and makes one
+//! request's times consistent. Times are stored in UTC with microsecond precision.
+
+mod db;
+mod error;
+mod sql;
+mod types;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use time::OffsetDateTime;
+
+use crate::db::{Arg, Db, Row, Sql, args, normalize_time};
+pub use crate::error::{LedgerError, redact_url};
+pub use crate::types::{
+    AttemptNo, AttemptResult, AttemptRow, Backend, Begin, Final, FinalStatus, LedgerOptions, ListFilter,
+    NewCancellation, Page, Record, SqliteSync, Stats, Status,
+};
+
+/// The outcome of an attempt that was started and not (yet) finished. Reserved: it cannot be
+/// passed to [`Ledger::finish_attempt`].
+pub const SENT: &str = "sent";
+/// The outcome of an attempt whose effect upstream is unknown (timeout or reset after the
+/// request was sent): it marks the record [`Record::ambiguous`] for good.
+pub const AMBIGUOUS: &str = "ambiguous";
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How often [`Ledger::begin`] starts over when a racing transaction changed what it read
+/// (a key swept, a live record failed, a PostgreSQL serialization failure) before giving up
+/// with [`LedgerError::Contention`]. Each retry sees the other transaction's result, so more
+/// than one is rare.
+const BEGIN_TRIES: usize = 5;
+/// Keys deleted per transaction by [`Ledger::sweep_idempotency_keys`], so a sweep never holds
+/// SQLite's write lock for long.
+const SWEEP_BATCH: i64 = 1_000;
+
+/// The ledger: a pool over one backend. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Ledger {
+    db: Db,
+    backend: Backend,
+    lease: Duration,
+    /// For `Debug` and logs: the URL with its password redacted.
+    url: Arc<str>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hand-written: sqlx's connect options would print the password.
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend)
+            .field("url", &self.url)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Connects to `sqlite://path/to/file.db` (the parent directory and the file are created if
+    /// missing; WAL journal, busy timeout, foreign keys on) or `postgres://…`. Opens one
+    /// connection right away, so a wrong URL or an unreachable database fails here
+    /// ([`LedgerError::Connect`]) rather than on the first request.
+    pub async fn connect(url: &str, options: LedgerOptions) -> Result<Ledger, LedgerError> {
+        let (db, backend) = Db::connect(url, &options).await?;
+        Ok(Ledger { db, backend, lease: options.lease, url: redact_url(url).into() })
+    }
+
+    /// Which backend the URL chose.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The configured lease length (`ledger.lease_ms`).
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Applies the embedded migrations of this backend; a no-op when they are applied. On
+    /// PostgreSQL sqlx holds an advisory lock meanwhile, so replicas starting together migrate
+    /// once. Fails if the database holds a migration this binary does not know (a newer
+    /// version migrated it) or one whose content changed.
+    pub async fn migrate(&self) -> Result<(), LedgerError> {
+        match &self.db {
+            Db::Sqlite { pool, .. } => SQLITE_MIGRATOR.run(pool).await?,
+            Db::Pg(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Whether every embedded migration is applied, unchanged (for `/readyz`). Read-only: it
+    /// never creates sqlx's bookkeeping table.
+    pub async fn is_migrated(&self) -> Result<bool, LedgerError> {
+        let present = self.db.fetch_one(sql::MIGRATIONS_TABLE_EXISTS, args![]).await?.bool("present")?;
+        if !present {
+            return Ok(false);
+        }
+        let applied = self
+            .db
+            .fetch_all(sql::APPLIED_MIGRATIONS, args![])
+            .await?
+            .iter()
+            .map(|row| Ok((row.int("version")?, row.bytes("checksum")?)))
+            .collect::<Result<HashMap<i64, Vec<u8>>, LedgerError>>()?;
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .all(|m| applied.get(&m.version).is_some_and(|checksum| *checksum == *m.checksum)))
+    }
+
+    /// One round trip to the database (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        self.db.fetch_one(sql::PING, args![]).await.map(drop)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned (graceful shutdown; on
+    /// SQLite this also checkpoints the WAL).
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// Records a new request, atomically: reserves its idempotency key (if any) AND inserts a
+    /// `processing` record leased to `new.owner` until `new.lease_until`, or stores nothing and
+    /// says why (see [`Begin`]). Never an error because of a concurrent request: racing begins
+    /// with one key or one reference produce exactly one [`Begin::Fresh`].
+    pub async fn begin(&self, new: NewCancellation) -> Result<Begin, LedgerError> {
+        validate_new(&new)?;
+        for attempt in 1..=BEGIN_TRIES {
+            match self.try_begin(&new).await {
+                Ok(Some(begin)) => return Ok(begin),
+                Ok(None) => {
+                    tracing::debug!(id = %new.id, attempt, "ledger begin raced a concurrent change; retrying");
+                }
+                Err(LedgerError::Database(e)) if error::is_retryable_conflict(&e) => {
+                    tracing::debug!(id = %new.id, attempt, error = %e, "ledger begin conflicted; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::warn!(id = %new.id, "ledger begin stayed contended");
+        Err(LedgerError::Contention { operation: "begin" })
+    }
+
+    /// One pass of [`Ledger::begin`]; `None` when what it read changed under it (start over).
+    async fn try_begin(&self, new: &NewCancellation) -> Result<Option<Begin>, LedgerError> {
+        let now = normalize_time(new.now);
+        let mut tx = self.db.begin_write().await?;
+        if let Some(key) = &new.idempotency_key {
+            // Key first: on PostgreSQL this waits for a racing transaction holding the same key.
+            if tx.execute(sql::INSERT_KEY, args![&new.client, key, &new.id, now]).await? == 0 {
+                let mut earlier = None;
+                if let Some(row) = tx.fetch_optional(sql::SELECT_KEY, args![&new.client, key]).await? {
+                    let id = row.text("cancellation_id")?;
+                    if let Some(row) = tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
+                        earlier = Some(record_from_row(&row)?);
+                    }
+                }
+                tx.rollback().await?;
+                // No row: the key was swept between the two statements.
+                let Some(earlier) = earlier else { return Ok(None) };
+                return Ok(Some(if earlier.fingerprint != new.fingerprint {
+                    Begin::KeyReused
+                } else if earlier.status == Status::Processing {
+                    Begin::KeyInFlight
+                } else {
+                    Begin::Replay(earlier)
+                }));
+            }
+        }
+        let inserted = tx
+            .fetch_optional(
+                sql::INSERT_RECORD,
+                args![
+                    &new.id,
+                    &new.client,
+                    &new.provider,
+                    &new.account,
+                    &new.reference,
+                    new.idempotency_key.as_deref(),
+                    &new.fingerprint,
+                    new.request.clone(),
+                    new.metadata.clone(),
+                    &new.owner,
+                    normalize_time(new.lease_until),
+                    now,
+                ],
+            )
+            .await?;
+        if let Some(row) = inserted {
+            let record = record_from_row(&row)?;
+            tx.commit().await?;
+            return Ok(Some(Begin::Fresh(record)));
+        }
+        // The reference has a live record: answer with it, and roll back so the key is not kept.
+        let live = tx
+            .fetch_optional(sql::SELECT_LIVE_BY_REFERENCE, args![&new.provider, &new.account, &new.reference])
+            .await?;
+        tx.rollback().await?;
+        // No row: the live record failed between the two statements.
+        let Some(row) = live else { return Ok(None) };
+        let live = record_from_row(&row)?;
+        Ok(Some(match live.status {
+            Status::Processing => Begin::ReferenceBusy(live),
+            Status::NeedsReview => Begin::ReferenceNeedsReview(live),
+            Status::Cancelled => Begin::ReferenceCancelled(live),
+            Status::Failed => return Ok(None),
+        }))
+    }
+
+    /// Records an attempt BEFORE its request is sent: `attempts += 1`, an attempt row `sent`,
+    /// and the record marked ambiguous until the attempt is finished, so a crash while the
+    /// request is in flight is read as "it may have reached the provider". Only the holder of
+    /// an unexpired lease may start one ([`LedgerError::LeaseLost`] otherwise), so two replicas
+    /// never send for one record.
+    pub async fn start_attempt(&self, id: &str, owner: &str, now: OffsetDateTime) -> Result<AttemptNo, LedgerError> {
+        let now = normalize_time(now);
+        let mut tx = self.db.begin_write().await?;
+        let Some(row) = tx.fetch_optional(sql::START_ATTEMPT, args![id, owner, now]).await? else {
+            tx.rollback().await?;
+            return Err(self.not_held(id).await);
+        };
+        let n = row.int("attempts")?;
+        tx.execute(sql::INSERT_ATTEMPT, args![id, n, owner, now]).await?;
+        tx.commit().await?;
+        to_u32("attempts", n)
+    }
+
+    /// Records how attempt `n` ended. Allowed even after the lease was lost: it is a fact about
+    /// what went over the wire. Outcome [`AMBIGUOUS`] keeps the record ambiguous for good; any
+    /// other outcome clears the mark this attempt set (earlier ambiguous attempts still count).
+    /// Repeating the call with the same outcome is a no-op; another outcome for a finished
+    /// attempt is a [`LedgerError::Conflict`].
+    pub async fn finish_attempt(&self, id: &str, n: AttemptNo, result: AttemptResult) -> Result<(), LedgerError> {
+        if result.outcome.is_empty() || result.outcome == SENT {
+            return Err(LedgerError::InvalidInput(format!("attempt outcome {:?} is reserved", result.outcome)));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let changed = tx
+            .execute(
+                sql::FINISH_ATTEMPT,
+                args![
+                    id,
+                    i64::from(n),
+                    normalize_time(result.finished_at),
+                    i64::try_from(result.latency_ms).unwrap_or(i64::MAX),
+                    &result.outcome,
+                    result.http_status.map(i64::from),
+                    result.body,
+                    result.error.as_deref(),
+                ],
+            )
+            .await?;
+        if changed == 0 {
+            let stored = tx.fetch_optional(sql::ATTEMPT_EXISTS, args![id, i64::from(n)]).await?;
+            tx.rollback().await?;
+            return match stored {
+                None => Err(LedgerError::NotFound { id: format!("{id} (attempt {n})") }),
+                Some(row) if row.text("outcome")? == result.outcome => Ok(()),
+                Some(row) => Err(LedgerError::Conflict {
+                    id: id.to_owned(),
+                    detail: format!("attempt {n} already finished as {:?}", row.text("outcome")?),
+                }),
+            };
+        }
+        tx.execute(sql::REFRESH_AMBIGUOUS, args![id]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a record: `processing → cancelled | failed | needs_review`, by the lease holder only
+    /// (an expired but untaken lease still counts: nobody else drives the record). Clears the
+    /// lease; `lease_owner` stays as who finalized it. Repeating the call (the same owner, the
+    /// same status, e.g. after a lost commit acknowledgement) returns the stored record;
+    /// anything else on a final record is [`LedgerError::LeaseLost`].
+    pub async fn finish(&self, id: &str, owner: &str, fin: Final) -> Result<Record, LedgerError> {
+        let status = Status::from(fin.status);
+        match (status, fin.cancelled_at) {
+            (Status::Cancelled, None) => {
+                return Err(LedgerError::InvalidInput("a cancelled record needs cancelled_at".to_owned()));
+            }
+            (Status::Failed | Status::NeedsReview, Some(_)) => {
+                return Err(LedgerError::InvalidInput(format!("a {status} record has no cancelled_at")));
+            }
+            _ => {}
+        }
+        if !(100..=599).contains(&fin.http_status) {
+            return Err(LedgerError::InvalidInput(format!("http_status {} is not an HTTP status", fin.http_status)));
+        }
+        let row = self
+            .db
+            .write_optional(
+                sql::FINISH,
+                args![
+                    id,
+                    owner,
+                    status.as_str(),
+                    fin.cancelled_at.map(normalize_time),
+                    fin.error,
+                    fin.upstream,
+                    i64::from(fin.http_status),
+                    normalize_time(fin.now),
+                ],
+            )
+            .await?;
+        if let Some(row) = row {
+            return record_from_row(&row);
+        }
+        match self.get(id).await? {
+            None => Err(LedgerError::NotFound { id: id.to_owned() }),
+            Some(r) if r.status == status && r.lease_owner.as_deref() == Some(owner) => Ok(r),
+            Some(_) => Err(LedgerError::LeaseLost { id: id.to_owned() }),
+        }
+    }
+
+    /// Extends the lease while an attempt is slow. `false` when `owner` no longer holds it (taken
+    /// over, or final): stop driving the record.
+    pub async fn renew_lease(&self, id: &str, owner: &str, until: OffsetDateTime) -> Result<bool, LedgerError> {
+        Ok(self.db.write_execute(sql::RENEW_LEASE, args![id, owner, normalize_time(until)]).await? == 1)
+    }
+
+    /// Gives the record up while keeping it `processing`: the background driver (of any
+    /// replica) claims it once `next_attempt_at` has passed. Used when the synchronous path
+    /// answers `202` and when a retry is scheduled for later. `false` when `owner` did not hold
+    /// the lease.
+    pub async fn release(&self, id: &str, owner: &str, next_attempt_at: OffsetDateTime) -> Result<bool, LedgerError> {
+        Ok(self.db.write_execute(sql::RELEASE, args![id, owner, normalize_time(next_attempt_at)]).await? == 1)
+    }
+
+    /// Takes over up to `limit` processing records whose lease expired or was released and is
+    /// due (`lease_until <= now`, or absent), oldest first, leasing them to `owner` until
+    /// `now + lease`. Concurrent claimers (of any replica) never get the same record. A claimed
+    /// record may carry an unfinished attempt: check [`Record::ambiguous`].
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Record>, LedgerError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = lease_until(now, lease)?;
+        let rows =
+            self.db.write_all(sql::CLAIM_DUE, args![owner, normalize_time(now), until, i64::from(limit)]).await?;
+        records_by_age(rows)
+    }
+
+    /// SQLite start-up: takes over EVERY processing record, leases unexpired included. Correct
+    /// only because one process owns the SQLite file, so anything processing was left by a dead
+    /// process and is resumed at once (SPEC §5). Refused on PostgreSQL
+    /// ([`LedgerError::Unsupported`]), where live replicas hold leases: use
+    /// [`Ledger::claim_due`], which resumes them once their lease expires.
+    pub async fn claim_all_processing(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Vec<Record>, LedgerError> {
+        if self.backend != Backend::Sqlite {
+            return Err(LedgerError::Unsupported(
+                "claim_all_processing is for SQLite, where one process owns the ledger; use claim_due on PostgreSQL",
+            ));
+        }
+        let until = lease_until(now, lease)?;
+        let rows = self.db.write_all(sql::CLAIM_ALL_PROCESSING, args![owner, until]).await?;
+        records_by_age(rows)
+    }
+
+    /// One record, as stored.
+    pub async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
+        self.db.fetch_optional(sql::SELECT_RECORD, args![id]).await?.as_ref().map(record_from_row).transpose()
+    }
+
+    /// The attempts of a record, in order (empty for an unknown id).
+    pub async fn attempts(&self, id: &str) -> Result<Vec<AttemptRow>, LedgerError> {
+        self.db.fetch_all(sql::SELECT_ATTEMPTS, args![id]).await?.iter().map(attempt_from_row).collect()
+    }
+
+    /// The audit listing: records matching `filter`, newest first (`created_at DESC, id DESC`),
+    /// at most `limit` (the caller bounds it, 1–100 in the API), after the record
+    /// `starting_after` in that order. The cursor is the position (created_at, id) of that
+    /// record, so paging is exact even when many records share one `created_at`, and stable
+    /// while new records arrive. An unknown cursor is [`LedgerError::UnknownCursor`].
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        limit: u32,
+        starting_after: Option<&str>,
+    ) -> Result<Page, LedgerError> {
+        if limit == 0 {
+            return Err(LedgerError::InvalidInput("list limit must be at least 1".to_owned()));
+        }
+        let mut sql = String::from(sql::LIST_PREFIX);
+        let mut args: Vec<Arg> = Vec::new();
+        // Appends a bind value and returns its placeholder.
+        fn bind(args: &mut Vec<Arg>, arg: Arg) -> String {
+            args.push(arg);
+            format!("${}", args.len())
+        }
+        let equal = [
+            ("provider", filter.provider.as_deref()),
+            ("account", filter.account.as_deref()),
+            ("reference", filter.reference.as_deref()),
+            ("status", filter.status.map(Status::as_str)),
+        ];
+        for (column, value) in equal {
+            if let Some(value) = value {
+                let p = bind(&mut args, value.into());
+                let _ = write!(sql, " AND {column} = {p}");
+            }
+        }
+        if let Some(gte) = filter.created_gte {
+            let p = bind(&mut args, gte.into());
+            let _ = write!(sql, " AND created_at >= {p}");
+        }
+        if let Some(lt) = filter.created_lt {
+            let p = bind(&mut args, lt.into());
+            let _ = write!(sql, " AND created_at < {p}");
+        }
+        if let Some(after) = starting_after {
+            let row = self
+                .db
+                .fetch_optional(sql::SELECT_CREATED_AT, args![after])
+                .await?
+                .ok_or_else(|| LedgerError::UnknownCursor(after.to_owned()))?;
+            let t = bind(&mut args, row.time("created_at")?.into());
+            let id = bind(&mut args, after.into());
+            let _ = write!(sql, " AND (created_at < {t} OR (created_at = {t} AND id < {id}))");
+        }
+        let p = bind(&mut args, (i64::from(limit) + 1).into());
+        let _ = write!(sql, "{}{p}", sql::LIST_ORDER);
+        let rows = self.db.fetch_all(Sql::both(&sql), args).await?;
+        let mut records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
+        let has_more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        Ok(Page { records, has_more })
+    }
+
+    /// Deletes idempotency keys created before `older_than` (pass `now - 24 h` or more: keys are
+    /// kept at least 24 hours), except those of requests still processing, whose key must keep
+    /// answering `409`. In batches, so a sweep never blocks writers for long. Returns how many.
+    pub async fn sweep_idempotency_keys(&self, older_than: OffsetDateTime) -> Result<u64, LedgerError> {
+        let older_than = normalize_time(older_than);
+        let mut total = 0;
+        loop {
+            let deleted = self.db.write_execute(sql::SWEEP_KEYS, args![older_than, SWEEP_BATCH]).await?;
+            total += deleted;
+            if deleted < SWEEP_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The processing backlog: how many, and since when the oldest waits.
+    pub async fn stats(&self) -> Result<Stats, LedgerError> {
+        let row = self.db.fetch_one(sql::STATS, args![]).await?;
+        Ok(Stats {
+            processing: u64::try_from(row.int("processing")?).unwrap_or(0),
+            oldest_processing_created_at: row.opt_time("oldest")?,
+        })
+    }
+
+    /// Why a lease-guarded update changed nothing.
+    async fn not_held(&self, id: &str) -> LedgerError {
+        match self.get(id).await {
+            Ok(None) => LedgerError::NotFound { id: id.to_owned() },
+            Ok(Some(_)) => LedgerError::LeaseLost { id: id.to_owned() },
+            Err(e) => e,
+        }
+    }
+}
+
+fn validate_new(new: &NewCancellation) -> Result<(), LedgerError> {
+    let required = [
+        ("id", new.id.as_str()),
+        ("client", &new.client),
+        ("provider", &new.provider),
+        ("account", &new.account),
+        ("reference", &new.reference),
+        ("fingerprint", &new.fingerprint),
+        ("owner", &new.owner),
+    ];
+    if let Some((name, _)) = required.iter().find(|(_, v)| v.is_empty()) {
+        return Err(LedgerError::InvalidInput(format!("{name} must not be empty")));
+    }
+    if new.idempotency_key.as_deref() == Some("") {
+        return Err(LedgerError::InvalidInput("an idempotency key must not be empty".to_owned()));
+    }
+    Ok(())
+}
+
+fn lease_until(now: OffsetDateTime, lease: Duration) -> Result<OffsetDateTime, LedgerError> {
+    time::Duration::try_from(lease)
+        .ok()
+        .and_then(|lease| now.checked_add(lease))
+        .map(normalize_time)
+        .ok_or_else(|| LedgerError::InvalidInput(format!("lease {lease:?} is out of range")))
+}
+
+fn to_u32(column: &str, v: i64) -> Result<u32, LedgerError> {
+    u32::try_from(v).map_err(|_| LedgerError::Corrupt(format!("column {column}: {v} is out of range")))
+}
+
+fn to_u16(column: &str, v: i64) -> Result<u16, LedgerError> {
+    u16::try_from(v).map_err(|_| LedgerError::Corrupt(format!("column {column}: {v} is out of range")))
+}
+
+fn records_by_age(rows: Vec<Row>) -> Result<Vec<Record>, LedgerError> {
+    // RETURNING gives no order.
+    let mut records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
+    records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(records)
+}
+
+fn record_from_row(row: &Row) -> Result<Record, LedgerError> {
+    let status = row.text("status")?;
+    Ok(Record {
+        id: row.text("id")?,
+        client: row.text("client")?,
+        provider: row.text("provider")?,
+        account: row.text("account")?,
+        reference: row.text("reference")?,
+        status: Status::parse(&status).ok_or_else(|| LedgerError::Corrupt(format!("status {status:?}")))?,
+        idempotency_key: row.opt_text("idempotency_key")?,
+        fingerprint: row.text("fingerprint")?,
+        request: row.json("request")?,
+        metadata: row.json("metadata")?,
+        attempts: to_u32("attempts", row.int("attempts")?)?,
+        ambiguous: row.bool("ambiguous")?,
+        cancelled_at: row.opt_time("cancelled_at")?,
+        error: row.opt_json("error")?,
+        upstream: row.opt_json("upstream")?,
+        http_status: row.opt_int("http_status")?.map(|v| to_u16("http_status", v)).transpose()?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_until: row.opt_time("lease_until")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn attempt_from_row(row: &Row) -> Result<AttemptRow, LedgerError> {
+    Ok(AttemptRow {
+        n: to_u32("n", row.int("n")?)?,
+        owner: row.text("owner")?,
+        started_at: row.time("started_at")?,
+        finished_at: row.opt_time("finished_at")?,
+        latency_ms: row
+            .opt_int("latency_ms")?
+            .map(|v| u64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("column latency_ms: {v}"))))
+            .transpose()?,
+        outcome: row.text("outcome")?,
+        http_status: row.opt_int("http_status")?.map(|v| to_u16("http_status", v)).transpose()?,
+        body: row.opt_json("body")?,
+        error: row.opt_text("error")?,
+    })
+}

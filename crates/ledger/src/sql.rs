@@ -1,0 +1,159 @@
+//! Every statement of the ledger, the SQLite and PostgreSQL spellings side by side so they do
+//! not drift. Most are spelled once: `$n` placeholders, `RETURNING`, `ON CONFLICT … DO NOTHING`
+//! and row values work on both. Times are bound as `TIMESTAMPTZ` on PostgreSQL and as
+//! fixed-width UTC text on SQLite (whose text order is time order), so comparisons read the same.
+
+use crate::db::Sql;
+
+/// The columns of a [`Record`](crate::Record), in `SELECT` and `RETURNING` lists.
+macro_rules! record_columns {
+    () => {
+        "id, client, provider, account, reference, status, idempotency_key, fingerprint, request, metadata, \
+         attempts, ambiguous, cancelled_at, error, upstream, http_status, lease_owner, lease_until, created_at, \
+         updated_at"
+    };
+}
+
+// ---- begin -------------------------------------------------------------------------------------
+
+/// Reserves the key. On PostgreSQL a racing insert of the same key WAITS here until the first
+/// transaction ends, then either inserts (the first rolled back) or does nothing (it committed).
+pub(crate) const INSERT_KEY: Sql = Sql::both(
+    "INSERT INTO idempotency_keys (client, idempotency_key, cancellation_id, created_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (client, idempotency_key) DO NOTHING",
+);
+
+pub(crate) const SELECT_KEY: Sql =
+    Sql::both("SELECT cancellation_id FROM idempotency_keys WHERE client = $1 AND idempotency_key = $2");
+
+/// Inserts the record unless the reference has a live (non-failed) record; like the key, a
+/// racing insert of the same reference waits for the first transaction on PostgreSQL.
+pub(crate) const INSERT_RECORD: Sql = Sql::both(concat!(
+    "INSERT INTO cancellations (id, client, provider, account, reference, status, idempotency_key, fingerprint, \
+     request, metadata, attempts, ambiguous, lease_owner, lease_until, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, 0, FALSE, $10, $11, $12, $12) \
+     ON CONFLICT (provider, account, reference) WHERE status <> 'failed' DO NOTHING RETURNING ",
+    record_columns!()
+));
+
+pub(crate) const SELECT_LIVE_BY_REFERENCE: Sql = Sql::both(concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM cancellations WHERE provider = $1 AND account = $2 AND reference = $3 AND status <> 'failed'"
+));
+
+// ---- reads -------------------------------------------------------------------------------------
+
+pub(crate) const SELECT_RECORD: Sql =
+    Sql::both(concat!("SELECT ", record_columns!(), " FROM cancellations WHERE id = $1"));
+
+pub(crate) const SELECT_ATTEMPTS: Sql = Sql::both(
+    "SELECT n, owner, started_at, finished_at, latency_ms, outcome, http_status, body, error \
+     FROM cancellation_attempts WHERE cancellation_id = $1 ORDER BY n",
+);
+
+pub(crate) const SELECT_CREATED_AT: Sql = Sql::both("SELECT created_at FROM cancellations WHERE id = $1");
+
+/// `list` appends `AND …` filters, then [`LIST_ORDER`].
+pub(crate) const LIST_PREFIX: &str = concat!("SELECT ", record_columns!(), " FROM cancellations WHERE 1 = 1");
+pub(crate) const LIST_ORDER: &str = " ORDER BY created_at DESC, id DESC LIMIT ";
+
+pub(crate) const STATS: Sql = Sql::both(
+    "SELECT COUNT(*) AS processing, MIN(created_at) AS oldest FROM cancellations WHERE status = 'processing'",
+);
+
+// ---- attempts ----------------------------------------------------------------------------------
+
+/// Counts the attempt and marks the record ambiguous BEFORE the request leaves: if the process
+/// dies while it is in flight, whoever resumes the record knows it may have reached the
+/// provider. Only the holder of an unexpired lease may start one.
+pub(crate) const START_ATTEMPT: Sql = Sql::both(
+    "UPDATE cancellations SET attempts = attempts + 1, ambiguous = TRUE, updated_at = $3 \
+     WHERE id = $1 AND status = 'processing' AND lease_owner = $2 AND lease_until > $3 \
+     RETURNING attempts",
+);
+
+pub(crate) const INSERT_ATTEMPT: Sql = Sql::both(
+    "INSERT INTO cancellation_attempts (cancellation_id, n, owner, started_at, outcome) VALUES ($1, $2, $3, $4, 'sent')",
+);
+
+pub(crate) const FINISH_ATTEMPT: Sql = Sql::both(
+    "UPDATE cancellation_attempts SET finished_at = $3, latency_ms = $4, outcome = $5, http_status = $6, body = $7, \
+     error = $8 WHERE cancellation_id = $1 AND n = $2 AND outcome = 'sent'",
+);
+
+pub(crate) const ATTEMPT_EXISTS: Sql =
+    Sql::both("SELECT outcome FROM cancellation_attempts WHERE cancellation_id = $1 AND n = $2");
+
+/// Recomputed from the attempts rather than toggled, so an earlier ambiguous attempt keeps the
+/// record ambiguous whatever a later attempt says.
+pub(crate) const REFRESH_AMBIGUOUS: Sql = Sql::both(
+    "UPDATE cancellations SET ambiguous = EXISTS (SELECT 1 FROM cancellation_attempts \
+     WHERE cancellation_id = $1 AND outcome IN ('sent', 'ambiguous')) WHERE id = $1",
+);
+
+// ---- end and leases ----------------------------------------------------------------------------
+
+pub(crate) const FINISH: Sql = Sql::both(concat!(
+    "UPDATE cancellations SET status = $3, cancelled_at = $4, error = $5, upstream = $6, http_status = $7, \
+     updated_at = $8, lease_until = NULL \
+     WHERE id = $1 AND status = 'processing' AND lease_owner = $2 RETURNING ",
+    record_columns!()
+));
+
+pub(crate) const RENEW_LEASE: Sql =
+    Sql::both("UPDATE cancellations SET lease_until = $3 WHERE id = $1 AND status = 'processing' AND lease_owner = $2");
+
+pub(crate) const RELEASE: Sql = Sql::both(
+    "UPDATE cancellations SET lease_owner = NULL, lease_until = $3 \
+     WHERE id = $1 AND status = 'processing' AND lease_owner = $2",
+);
+
+/// Takes over processing records whose lease expired (or was released and is due). PostgreSQL
+/// locks the candidates with `SKIP LOCKED`, so concurrent claimers of other replicas take
+/// disjoint sets without waiting; SQLite runs it in a write transaction (writers are serial).
+/// The CTE's column is named `due_id` so the `RETURNING` list stays unqualified.
+pub(crate) const CLAIM_DUE: Sql = Sql {
+    sqlite: concat!(
+        "UPDATE cancellations SET lease_owner = $1, lease_until = $3 \
+         WHERE id IN (SELECT id FROM cancellations WHERE status = 'processing' \
+         AND (lease_until IS NULL OR lease_until <= $2) ORDER BY created_at, id LIMIT $4) RETURNING ",
+        record_columns!()
+    ),
+    pg: concat!(
+        "WITH due AS (SELECT id AS due_id FROM cancellations WHERE status = 'processing' \
+         AND (lease_until IS NULL OR lease_until <= $2) ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE cancellations SET lease_owner = $1, lease_until = $3 FROM due \
+         WHERE id = due.due_id AND status = 'processing' RETURNING ",
+        record_columns!()
+    ),
+};
+
+/// Only run on SQLite, where one process owns the file (see `Ledger::claim_all_processing`).
+pub(crate) const CLAIM_ALL_PROCESSING: Sql = Sql::both(concat!(
+    "UPDATE cancellations SET lease_owner = $1, lease_until = $2 WHERE status = 'processing' RETURNING ",
+    record_columns!()
+));
+
+// ---- maintenance -------------------------------------------------------------------------------
+
+/// Deletes one batch of keys older than the cutoff whose request ended (the key of a request
+/// still processing keeps answering `409` instead of letting a retry fall through to the
+/// reference check).
+pub(crate) const SWEEP_KEYS: Sql = Sql::both(
+    "DELETE FROM idempotency_keys WHERE (client, idempotency_key) IN (\
+     SELECT k.client, k.idempotency_key FROM idempotency_keys k WHERE k.created_at < $1 \
+     AND NOT EXISTS (SELECT 1 FROM cancellations c WHERE c.id = k.cancellation_id AND c.status = 'processing') \
+     LIMIT $2)",
+);
+
+pub(crate) const PING: Sql = Sql::both("SELECT 1");
+
+/// Whether sqlx's bookkeeping table exists (in the schema of the search path, on PostgreSQL).
+pub(crate) const MIGRATIONS_TABLE_EXISTS: Sql = Sql {
+    sqlite: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations') AS present",
+    pg: "SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS present",
+};
+
+pub(crate) const APPLIED_MIGRATIONS: Sql =
+    Sql::both("SELECT version, checksum FROM _sqlx_migrations WHERE success = TRUE");

@@ -1,0 +1,322 @@
+//! The accommodation partner API (hotel bookings): builds the cancel request and classifies its
+//! answer. Pure: no I/O, see `cancelgate_core::CancelProvider`.
+
+mod map;
+mod wire;
+
+use async_trait::async_trait;
+use cancelgate_core::{
+    Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
+    HttpResponse, InvalidReference, MissingCredential, Outcome, ProviderId, Reference, check_reference,
+};
+use http::{HeaderName, Method};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+
+pub const ID: ProviderId = ProviderId::new("accommodation");
+
+const API_KEY: &str = "api_key";
+const CONNECTION_CODE: &str = "connection_code";
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("api-key");
+const MAX_REFERENCE_LEN: usize = 64;
+const EXPECTED: &str = "1 to 64 ASCII letters, digits, `_` or `-`";
+
+#[derive(Debug, Default, Clone)]
+pub struct Accommodation;
+
+#[async_trait]
+impl CancelProvider for Accommodation {
+    fn id(&self) -> ProviderId {
+        ID
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // A repeat is answered "Current status: cancelled", which the classifier reads with the context.
+        Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+    }
+
+    fn credential_fields(&self) -> &'static [CredentialField] {
+        &[
+            CredentialField { key: API_KEY, secret: true, required: true },
+            CredentialField { key: CONNECTION_CODE, secret: true, required: true },
+        ]
+    }
+
+    fn parse_reference(&self, raw: &str) -> Result<Reference, InvalidReference> {
+        let well_formed = (1..=MAX_REFERENCE_LEN).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !well_formed {
+            return Err(InvalidReference { expected: EXPECTED });
+        }
+        check_reference(raw.to_owned(), EXPECTED)
+    }
+
+    fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError> {
+        let api_key = header_secret(account, API_KEY)?;
+        let code = account.secret(CONNECTION_CODE)?.expose_secret();
+        if code.is_empty() {
+            return Err(MissingCredential { account: account.name().to_owned(), key: CONNECTION_CODE }.into());
+        }
+        let mut input = Map::new();
+        input.insert("reference".into(), json!({ "bookingReference": request.reference.as_str() }));
+        // Optional upstream: an absent language lets the partner use its own default.
+        if let Some(language) = request.language.as_deref().filter(|l| !l.trim().is_empty()) {
+            input.insert("language".into(), json!(language));
+        }
+        let body = json!({ "input": input, "settings": { "access": { "code": connection_code(code) } } });
+        Ok(HttpRequest::new(Method::POST, "/api/cancel").secret_header(API_KEY_HEADER, api_key.clone()).json(&body))
+    }
+
+    fn classify_cancel(&self, response: &HttpResponse, context: AttemptContext) -> Outcome {
+        map::classify(response, context)
+    }
+}
+
+/// The doc's example sends the code as a number (`10001`), so a code that is one goes as one.
+/// Leading zeros would be lost in a number, so such a code stays a string.
+fn connection_code(code: &str) -> Value {
+    let canonical_digits = code.bytes().all(|b| b.is_ascii_digit()) && (code == "0" || !code.starts_with('0'));
+    match code.parse::<u64>() {
+        Ok(number) if canonical_digits => json!(number),
+        _ => json!(code),
+    }
+}
+
+/// The secret under `key`, if it can go into an HTTP header as is. Checked here so that a bad
+/// value in configuration fails the build, not the executor (or worse, the header line).
+fn header_secret<'a>(account: &'a Account, key: &'static str) -> Result<&'a SecretString, BuildError> {
+    let secret = account.secret(key)?;
+    let value = secret.expose_secret();
+    if value.is_empty() {
+        return Err(MissingCredential { account: account.name().to_owned(), key }.into());
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(BuildError::UnsendableCredential { account: account.name().to_owned(), key });
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use cancelgate_core::{HeaderValueKind, UPSTREAM_TEXT_LIMIT};
+    use http::StatusCode;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEY: &str = "ak_live_9f8e7d6c5b4aTopSecret";
+
+    fn account(code: &str) -> Account {
+        Account::new("default").with_secret(API_KEY, KEY).with_secret(CONNECTION_CODE, code)
+    }
+
+    fn request(reference: &str, language: Option<&str>) -> CancelRequest {
+        CancelRequest {
+            reference: Accommodation.parse_reference(reference).unwrap(),
+            reason: Some("Guest changed plans".into()),
+            language: language.map(str::to_owned),
+        }
+    }
+
+    fn header<'a>(request: &'a HttpRequest, name: &str) -> Vec<&'a HeaderValueKind> {
+        request.headers.iter().filter(|h| h.name.as_str() == name).map(|h| &h.value).collect()
+    }
+
+    fn body(request: &HttpRequest) -> Value {
+        serde_json::from_slice(request.body.as_deref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn identity_and_capabilities() {
+        assert_eq!(Accommodation.id(), ID);
+        assert_eq!(ID.as_str(), "accommodation");
+        assert_eq!(
+            Accommodation.capabilities(),
+            Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+        );
+        assert_eq!(
+            Accommodation.credential_fields(),
+            &[
+                CredentialField { key: "api_key", secret: true, required: true },
+                CredentialField { key: "connection_code", secret: true, required: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn builds_the_documented_example_request() {
+        let http = Accommodation.build_cancel(&request("BK_EXAMPLE_001", Some("EN")), &account("10001")).unwrap();
+        assert_eq!(http.method, Method::POST);
+        assert_eq!(http.path, "/api/cancel");
+        let [HeaderValueKind::Secret(key)] = header(&http, "api-key")[..] else { panic!("{http:?}") };
+        assert_eq!(key.expose_secret(), KEY);
+        let [HeaderValueKind::Plain(content_type)] = header(&http, "content-type")[..] else { panic!("{http:?}") };
+        assert_eq!(content_type, "application/json");
+        assert_eq!(http.headers.len(), 2, "{http:?}");
+        let expected: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/accommodation-cancel__request-example.json")).unwrap();
+        assert_eq!(body(&http), expected);
+        assert!(!format!("{http:?}").contains(KEY), "{http:?}");
+    }
+
+    #[test]
+    fn language_is_omitted_when_not_given() {
+        for language in [None, Some(""), Some("  ")] {
+            let http = Accommodation.build_cancel(&request("BK_1", language), &account("10001")).unwrap();
+            assert_eq!(
+                body(&http),
+                json!({"input": {"reference": {"bookingReference": "BK_1"}}, "settings": {"access": {"code": 10001}}}),
+                "{language:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_code_is_a_number_only_when_that_loses_nothing() {
+        for (code, sent) in [
+            ("10001", json!(10001)),
+            ("0", json!(0)),
+            ("18446744073709551615", json!(u64::MAX)),
+            ("18446744073709551616", json!("18446744073709551616")),
+            ("010001", json!("010001")),
+            ("+10001", json!("+10001")),
+            ("-1", json!("-1")),
+            (" 10001", json!(" 10001")),
+            ("1e3", json!("1e3")),
+            ("CONN-7", json!("CONN-7")),
+            ("１２", json!("１２")),
+        ] {
+            let http = Accommodation.build_cancel(&request("BK_1", None), &account(code)).unwrap();
+            assert_eq!(body(&http)["settings"]["access"]["code"], sent, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_that_cannot_be_sent() {
+        let req = request("BK_1", None);
+        let only_code = Account::new("eu").with_secret(CONNECTION_CODE, "10001");
+        let err = Accommodation.build_cancel(&req, &only_code).unwrap_err();
+        assert_eq!(err, BuildError::MissingCredential(MissingCredential { account: "eu".into(), key: "api_key" }));
+        let only_key = Account::new("eu").with_secret(API_KEY, KEY);
+        let err = Accommodation.build_cancel(&req, &only_key).unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::MissingCredential(MissingCredential { account: "eu".into(), key: "connection_code" })
+        );
+        let err = Accommodation.build_cancel(&req, &only_key.clone().with_secret(CONNECTION_CODE, "")).unwrap_err();
+        assert!(matches!(err, BuildError::MissingCredential(_)), "{err:?}");
+        let err = Accommodation.build_cancel(&req, &account("1").with_secret(API_KEY, "")).unwrap_err();
+        assert!(matches!(err, BuildError::MissingCredential(_)), "{err:?}");
+        for bad in ["ak\r\nX-Evil: 1", "ak key", "ak\u{0}", "ak_ü"] {
+            let err = Accommodation.build_cancel(&req, &account("1").with_secret(API_KEY, bad)).unwrap_err();
+            assert_eq!(err, BuildError::UnsendableCredential { account: "default".into(), key: "api_key" }, "{bad:?}");
+        }
+        // The connection code travels in the JSON body, where any text is fine.
+        let http = Accommodation.build_cancel(&req, &account("code with \"quotes\"\n")).unwrap();
+        assert_eq!(body(&http)["settings"]["access"]["code"], json!("code with \"quotes\"\n"));
+    }
+
+    #[test]
+    fn valid_references() {
+        let max = "A".repeat(64);
+        for raw in ["BK_EXAMPLE_001", "a", "0", "-", "_", "bk-2026_04-x", max.as_str()] {
+            assert_eq!(Accommodation.parse_reference(raw).map(|r| r.as_str().to_owned()), Ok(raw.to_owned()));
+        }
+    }
+
+    #[test]
+    fn hostile_references_are_rejected() {
+        let too_long = "A".repeat(65);
+        for raw in [
+            "",
+            "BK/1",
+            "..",
+            "BK..1",
+            "../etc",
+            "BK%2F1",
+            "BK?x=1",
+            "BK#1",
+            "BK 1",
+            " BK1",
+            "BK1 ",
+            "BK\t1",
+            "BK\n1",
+            "BK1\r\n",
+            "BK\u{0}",
+            "BK\u{1b}[0m",
+            "BK_ÉTÉ",
+            "BK＿1",
+            "BK.1",
+            "BK+1",
+            "BK\\1",
+            too_long.as_str(),
+        ] {
+            let err = Accommodation.parse_reference(raw).unwrap_err();
+            assert_eq!(err.expected, EXPECTED, "{raw:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn classify_never_panics(
+            status in 100u16..=599,
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..2048),
+                json_like().prop_map(String::into_bytes),
+            ],
+            truncated: bool,
+            after_ambiguous: bool,
+        ) {
+            let mut response = HttpResponse::new(StatusCode::from_u16(status).unwrap(), body);
+            response.truncated = truncated;
+            let outcome = Accommodation.classify_cancel(&response, AttemptContext { after_ambiguous });
+            if let Outcome::Refused(r) = &outcome {
+                prop_assert!(r.upstream_message.as_ref().is_none_or(|m| m.len() <= UPSTREAM_TEXT_LIMIT));
+                prop_assert_eq!(r.upstream_code.as_ref(), None);
+            }
+        }
+
+        #[test]
+        fn references_are_rejected_or_sent_verbatim(
+            raw in prop_oneof![any::<String>(), "[A-Za-z0-9_/?#%. \t\n-]{0,70}"],
+        ) {
+            if let Ok(reference) = Accommodation.parse_reference(&raw) {
+                prop_assert_eq!(reference.as_str(), raw.as_str());
+                let request = CancelRequest { reference, reason: None, language: None };
+                let http = Accommodation.build_cancel(&request, &account("10001")).unwrap();
+                // The reference is never in the URL here, only in the body, verbatim.
+                prop_assert_eq!(&http.path, "/api/cancel");
+                prop_assert_eq!(&body(&http)["input"]["reference"]["bookingReference"], &json!(raw));
+                prop_assert!(!raw.contains(['?', '#', '%', '/']) && !raw.contains(".."));
+                prop_assert!(!raw.chars().any(char::is_whitespace));
+            }
+        }
+    }
+
+    /// JSON built from the keys of the partner's answers, with values of any type.
+    fn json_like() -> impl Strategy<Value = String> {
+        let key = prop_oneof![Just("data"), Just("status"), Just("cancelledAt"), Just("message")];
+        let leaf = prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(|b| json!(b)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("cancelled".to_owned()),
+                Just("Booking cannot be cancelled. Current status: cancelled".to_owned()),
+                Just("Current status:".to_owned()),
+                Just("2026-02-11T18:46:12.201Z".to_owned()),
+                any::<String>(),
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        let value = leaf.prop_recursive(3, 16, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(key.clone().prop_map(str::to_owned), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        value.prop_map(|v| v.to_string())
+    }
+}

@@ -1,0 +1,157 @@
+//! `cancelgate`: the gateway binary. `main` only wires; the work is in the crates.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cancelgate_gateway::settings::Redacted;
+use cancelgate_gateway::{Application, Settings};
+use cancelgate_sandbox::{Sandbox, SandboxConfig, SimulatedProvider};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cancelgate",
+    version,
+    about = "One HTTP gateway that cancels reservations and bookings at several upstream providers.",
+    after_help = "Examples:\n  cancelgate serve --sandbox      # zero-setup demo: built-in provider simulators, SQLite ledger\n  \
+                  cancelgate check-config         # validate config/ and print it, secrets redacted\n  \
+                  CANCELGATE__LISTEN=0.0.0.0:8080 cancelgate serve"
+)]
+struct Cli {
+    /// Directory holding gateway.toml and providers/*.toml.
+    #[arg(long, global = true, env = "CANCELGATE_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve {
+        /// Start the provider simulators in-process and point every provider at them.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Load and validate the configuration; print it with every secret redacted.
+    CheckConfig,
+    /// Run the provider simulators alone.
+    Sandbox {
+        #[arg(long, default_value = "127.0.0.1:4101")]
+        chargeapi: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:4102")]
+        frontpayment: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:4103")]
+        accommodation: SocketAddr,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cancelgate: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cancelgate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve { sandbox: false }) {
+        Command::Serve { sandbox } => serve(&cli.config_dir, sandbox).await,
+        Command::CheckConfig => {
+            let settings = Settings::load(&cli.config_dir)?;
+            cancelgate_gateway::registry::Registry::build(&settings)?;
+            print!("{}", Redacted(&settings));
+            println!("# configuration OK");
+            Ok(())
+        }
+        Command::Sandbox { chargeapi, frontpayment, accommodation } => {
+            init_logging(None, None);
+            let sandbox = Sandbox::start(SandboxConfig { chargeapi, frontpayment, accommodation })
+                .await
+                .context("cannot start the sandbox")?;
+            for p in [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation] {
+                tracing::info!(provider = p.id(), url = %sandbox.base_url(p), "simulator listening");
+            }
+            shutdown_signal().await;
+            sandbox.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config_dir: &std::path::Path, with_sandbox: bool) -> anyhow::Result<()> {
+    let mut settings = Settings::load(config_dir)?;
+    init_logging(settings.log.format.as_deref(), settings.log.level.as_deref());
+    let sandbox = if with_sandbox {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.context("cannot start the sandbox")?;
+        for p in [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation] {
+            let url = sandbox.base_url(p);
+            if let Some(provider) = settings.providers.get_mut(p.id()) {
+                provider.base_url = url.parse().with_context(|| format!("sandbox URL {url}"))?;
+            }
+            tracing::info!(provider = p.id(), %url, "provider points at the built-in sandbox");
+        }
+        Some(sandbox)
+    } else {
+        None
+    };
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    Ok(())
+}
+
+/// JSON logs in containers, readable ones on a terminal; `RUST_LOG` wins over the configured level.
+fn init_logging(format: Option<&str>, level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        Some("json") => true,
+        Some(_) => false,
+        None => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}

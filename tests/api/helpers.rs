@@ -1,0 +1,173 @@
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cancelgate_gateway::{Application, Settings};
+use serde_json::Value;
+use wiremock::MockServer;
+
+pub const DEMO_KEY: &str = "cg_demo_key_local_only";
+
+/// The shipped configuration directory (the tests use it as a newcomer would).
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// One mock upstream per provider.
+pub struct Upstreams {
+    pub chargeapi: MockServer,
+    pub frontpayment: MockServer,
+    pub accommodation: MockServer,
+}
+
+impl Upstreams {
+    pub async fn start() -> Self {
+        let (chargeapi, frontpayment, accommodation) =
+            tokio::join!(MockServer::start(), MockServer::start(), MockServer::start());
+        Self { chargeapi, frontpayment, accommodation }
+    }
+
+    pub async fn received_count(&self) -> usize {
+        let mut n = 0;
+        for server in [&self.chargeapi, &self.frontpayment, &self.accommodation] {
+            n += server.received_requests().await.map_or(0, |r| r.len());
+        }
+        n
+    }
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub upstreams: Upstreams,
+    pub logs: LogCapture,
+    _dir: tempfile::TempDir,
+}
+
+/// Start the gateway with the shipped config, pointed at fresh mock upstreams.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(HashMap::new()).await
+}
+
+pub async fn spawn_app_with(extra_env: HashMap<String, String>) -> TestApp {
+    let upstreams = Upstreams::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = HashMap::from([
+        ("CANCELGATE__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("CANCELGATE__LEDGER__URL".to_owned(), format!("sqlite://{}/ledger.db", dir.path().display())),
+        ("CANCELGATE__PROVIDERS__CHARGEAPI__BASE_URL".to_owned(), upstreams.chargeapi.uri()),
+        ("CANCELGATE__PROVIDERS__FRONTPAYMENT__BASE_URL".to_owned(), upstreams.frontpayment.uri()),
+        ("CANCELGATE__PROVIDERS__ACCOMMODATION__BASE_URL".to_owned(), upstreams.accommodation.uri()),
+        // Short timeouts and backoff keep the fault tests fast.
+        ("CANCELGATE__PROVIDERS__CHARGEAPI__TIMEOUT_MS".to_owned(), "500".to_owned()),
+        ("CANCELGATE__PROVIDERS__CHARGEAPI__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
+        ("CANCELGATE__PROVIDERS__FRONTPAYMENT__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
+        ("CANCELGATE__PROVIDERS__ACCOMMODATION__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
+    ]);
+    env.extend(extra_env);
+    let settings = Settings::load_with_env(&config_dir(), Some(env)).expect("shipped config loads");
+    let logs = LogCapture::install();
+    let app = Application::build(settings).await.expect("gateway starts");
+    let addr = app.local_addr();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { addr, client: reqwest::Client::new(), upstreams, logs, _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn cancel(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/cancellations"))
+            .bearer_auth(DEMO_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+}
+
+impl TestApp {
+    pub async fn get_cancellation(&self, id: &str) -> (u16, Value) {
+        let response =
+            self.client.get(self.url(&format!("/v1/cancellations/{id}"))).bearer_auth(DEMO_KEY).send().await.unwrap();
+        let (status, _, body) = read(response).await;
+        (status, body)
+    }
+
+    /// Poll `GET /v1/cancellations/{id}` until the cancellation is no longer `processing` (10 s at most).
+    pub async fn wait_final(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = self.get_cancellation(id).await;
+            assert_eq!(status, 200, "{body:#}");
+            if body["status"] != "processing" {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "still processing: {body:#}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Read an answer: status, headers, JSON body.
+pub async fn read(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
+/// Assert a problem answer: status, code, and the members every problem has.
+#[track_caller]
+pub fn assert_problem(status: u16, headers: &reqwest::header::HeaderMap, body: &Value, want_status: u16, code: &str) {
+    assert_eq!(status, want_status, "{body:#}");
+    assert_eq!(body["code"], code, "{body:#}");
+    assert_eq!(body["status"], want_status);
+    assert_eq!(body["type"], format!("/errors/{code}"));
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body:#}");
+    assert!(body["retryable"].is_boolean());
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let request_id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(body["request_id"], request_id);
+}
+
+/// Captures every log line written while a test runs (current-thread runtime: the gateway's
+/// tasks run on the test's thread, so a thread-local default subscriber sees them all).
+#[derive(Clone, Default)]
+pub struct LogCapture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    _guard: Option<Arc<tracing::subscriber::DefaultGuard>>,
+}
+
+impl LogCapture {
+    fn install() -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buffer.clone());
+        let subscriber =
+            tracing_subscriber::fmt().with_env_filter("trace").with_writer(move || writer.clone()).json().finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        Self { buffer, _guard: Some(Arc::new(guard)) }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
