@@ -1,6 +1,6 @@
 //! `cancelgate`: the gateway binary. `main` only wires; the work is in the crates.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ enum Command {
     },
     /// Load and validate the configuration; print it with every secret redacted.
     CheckConfig,
+    /// Apply the ledger's migrations (`serve` also does, unless `ledger.migrate_on_start = false`).
+    Migrate,
     /// Run the provider simulators alone.
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:4101")]
@@ -72,8 +74,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let settings = Settings::load(&cli.config_dir)?;
             cancelgate_gateway::registry::Registry::build(&settings)?;
-            print!("{}", Redacted(&settings));
-            println!("# configuration OK");
+            // Written, not printed: a closed pipe (`| head`) must not panic.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", Redacted(&settings)).and_then(|()| writeln!(out, "# configuration OK"));
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = Settings::load(&cli.config_dir)?;
+            let ledger = cancelgate_gateway::startup::connect_ledger(&settings).await?;
+            ledger.migrate().await.context("cannot apply the ledger migrations")?;
+            println!("ledger migrated ({})", ledger.backend());
             Ok(())
         }
         Command::Sandbox { chargeapi, frontpayment, accommodation } => {

@@ -255,12 +255,28 @@ mod defaults {
 pub enum SettingsError {
     #[error("config directory {0}: not found (use --config-dir or CANCELGATE_CONFIG_DIR)")]
     MissingDir(PathBuf),
-    #[error("{0}")]
-    Config(#[from] config::ConfigError),
+    /// A file or override does not fit; `file` is where the key lives (or its env override).
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+impl SettingsError {
+    /// Name the file a key comes from: `providers.{id}.*` from `providers/{id}.toml`, the rest
+    /// from `gateway.toml` (either possibly overridden by a `CANCELGATE__…` variable).
+    fn config(error: config::ConfigError, dir: &Path) -> Self {
+        let message = error.to_string();
+        let key = message.split("for key `").nth(1).and_then(|rest| rest.split('`').next()).unwrap_or("");
+        let file = match key.strip_prefix("providers.").map(|rest| rest.split('.').next().unwrap_or("")) {
+            Some(id) if !id.is_empty() => dir.join("providers").join(format!("{id}.toml")),
+            _ => dir.join("gateway.toml"),
+        };
+        let file = format!("{} (or its CANCELGATE__ override)", file.display());
+        Self::Config { file, message }
+    }
 }
 
 impl SettingsError {
@@ -287,7 +303,11 @@ impl Settings {
             builder = builder.add_source(ProviderFile { id, path });
         }
         let environment = config::Environment::with_prefix(ENV_PREFIX).separator("__").source(env);
-        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
+        let settings: Settings = builder
+            .add_source(environment)
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| SettingsError::config(e, dir))?;
         settings.check()?;
         Ok(settings)
     }
@@ -431,5 +451,94 @@ fn ledger_scheme(url: &SecretString) -> &'static str {
         "sqlite"
     } else {
         "unknown"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use secrecy::ExposeSecret;
+
+    const GATEWAY: &str = "listen = \"127.0.0.1:0\"\n[ledger]\nurl = \"sqlite://x.db\"\n";
+    const CHARGEAPI: &str = "base_url = \"http://127.0.0.1:1\"\n[accounts.default]\nsecret_key = \"sk_file_value\"\n";
+
+    fn dir_with(gateway: &str, chargeapi: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("providers")).unwrap();
+        std::fs::write(dir.path().join("gateway.toml"), gateway).unwrap();
+        std::fs::write(dir.path().join("providers/chargeapi.toml"), chargeapi).unwrap();
+        dir
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn files_merge_and_env_overrides_win() {
+        let dir = dir_with(GATEWAY, CHARGEAPI);
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("CANCELGATE__PROVIDERS__CHARGEAPI__TIMEOUT_MS", "1234"),
+                ("CANCELGATE__LEDGER__URL", "postgres://u:pw@db/x"),
+                ("CANCELGATE__LISTEN", "127.0.0.1:9"),
+            ]),
+        )
+        .unwrap();
+        let chargeapi = &s.providers["chargeapi"];
+        assert_eq!(chargeapi.timeout_ms, 1234);
+        assert_eq!(chargeapi.circuit_breaker.min_calls, 20, "defaults of SPEC §5");
+        assert_eq!(chargeapi.max_in_flight, 256);
+        assert_eq!(s.ledger.lease_ms, 15_000);
+        assert_eq!(s.limits.max_body_bytes, 64 * 1024);
+        assert_eq!(s.ledger.url.expose_secret(), "postgres://u:pw@db/x");
+        assert_eq!(s.listen.port(), 9);
+        assert!(!format!("{s:?}").contains("pw@"), "the ledger URL may hold a password");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_and_key() {
+        let dir = dir_with(GATEWAY, &format!("timeout_ms = \"soon\"\n{CHARGEAPI}"));
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("providers/chargeapi.toml") && e.contains("providers.chargeapi.timeout_ms"), "{e}");
+        let dir = dir_with(&format!("{GATEWAY}typo = 1\n"), CHARGEAPI);
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("gateway.toml") && e.contains("typo"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_unknown_or_missing_keys_fail() {
+        let secret_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret_file.path(), "sk_from_file\n").unwrap();
+        let chargeapi = format!(
+            "base_url = \"http://127.0.0.1:1\"\n[accounts.default]\nsecret_key_file = \"{}\"\n",
+            secret_file.path().display()
+        );
+        let dir = dir_with(GATEWAY, &chargeapi);
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        let registry = Registry::build(&s).unwrap();
+        assert_eq!(registry.secret_values(), vec!["sk_from_file".to_owned()]);
+
+        let dir = dir_with(GATEWAY, "base_url = \"http://127.0.0.1:1\"\n[accounts.default]\nsecret_kee = \"x\"\n");
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        let e = Registry::build(&s).unwrap_err().to_string();
+        assert!(e.contains("providers.chargeapi.accounts.default.secret_kee"), "{e}");
+
+        let dir = dir_with(GATEWAY, "base_url = \"http://127.0.0.1:1\"\n[accounts.default]\n");
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        let e = Registry::build(&s).unwrap_err().to_string();
+        assert!(e.contains("providers.chargeapi.accounts.default.secret_key: missing"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_their_key() {
+        let dir = dir_with(GATEWAY, &format!("{CHARGEAPI}[retry]\nmax_attempts = 0\n"));
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("providers.chargeapi.retry.max_attempts"), "{e}");
+        let dir = dir_with(&format!("{GATEWAY}[clients.c]\nkey_sha256 = \"abc\"\n"), CHARGEAPI);
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("clients.c.key_sha256"), "{e}");
     }
 }

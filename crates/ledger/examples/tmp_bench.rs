@@ -8,7 +8,16 @@ use time::OffsetDateTime;
 async fn main() {
     let url = std::env::args().nth(1).unwrap();
     let conc: usize = std::env::args().nth(2).unwrap().parse().unwrap();
-    let l = Ledger::connect(&url, LedgerOptions { max_connections: 16, ..Default::default() }).await.unwrap();
+    let l = Ledger::connect(
+        &url,
+        LedgerOptions {
+            max_connections: 16,
+            sqlite_sync: if std::env::var("NORMAL").is_ok() { SqliteSync::Normal } else { SqliteSync::Full },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     l.migrate().await.unwrap();
     let per = 200usize;
     let start = Instant::now();
