@@ -13,6 +13,7 @@ pub mod executor;
 pub mod extract;
 pub mod registry;
 pub mod request_id;
+pub mod resilience;
 pub mod routes;
 pub mod settings;
 pub mod startup;

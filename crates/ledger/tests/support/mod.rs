@@ -49,21 +49,22 @@ pub fn unique_suffix() -> String {
     format!("{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos)
 }
 
-/// Connects, checks the database starts unmigrated, migrates, and runs `body`.
+/// Connects, checks the database starts unmigrated, migrates, and runs `body`; all of it in a
+/// task of its own, so a panic comes back as a value and the caller's cleanup still runs.
 async fn run_body<F, Fut>(url: String, body: F) -> Result<(), Box<dyn std::any::Any + Send>>
 where
-    F: FnOnce(Env) -> Fut,
+    F: FnOnce(Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let ledger = Ledger::connect(&url, options()).await.unwrap();
-    assert!(!ledger.is_migrated().await.unwrap(), "a fresh database is not migrated");
-    ledger.migrate().await.unwrap();
-    assert!(ledger.is_migrated().await.unwrap());
-    let env = Env { ledger: ledger.clone(), url };
-    // Spawned, so a panic of the body comes back as a value and the cleanup still runs.
-    let result = tokio::spawn(body(env)).await;
-    ledger.close().await;
-    result.map_err(|e| match e.try_into_panic() {
+    let task = tokio::spawn(async move {
+        let ledger = Ledger::connect(&url, options()).await.unwrap();
+        assert!(!ledger.is_migrated().await.unwrap(), "a fresh database is not migrated");
+        ledger.migrate().await.unwrap();
+        assert!(ledger.is_migrated().await.unwrap());
+        body(Env { ledger: ledger.clone(), url }).await;
+        ledger.close().await;
+    });
+    task.await.map_err(|e| match e.try_into_panic() {
         Ok(panic) => panic,
         Err(e) => Box::new(format!("test body did not finish: {e}")),
     })
@@ -71,7 +72,7 @@ where
 
 pub async fn run_sqlite<F, Fut>(body: F)
 where
-    F: FnOnce(Env) -> Fut,
+    F: FnOnce(Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +114,7 @@ async fn admin_connection(base: &str) -> PgConnection {
 
 pub async fn run_postgres<F, Fut>(test: &str, body: F)
 where
-    F: FnOnce(Env) -> Fut,
+    F: FnOnce(Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let Some(base) = postgres_base_url(test) else { return };

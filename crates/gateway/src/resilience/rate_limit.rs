@@ -1,0 +1,102 @@
+//! Rate limits with governor: per client (the caller's quota) and per provider (the upstream's
+//! quota, which the provider's own 429 can tighten further).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::clients::Clients;
+
+/// A steady rate with a burst of one second's worth (or as configured), plus an optional block
+/// until a provider's `Retry-After`.
+#[derive(Debug)]
+pub struct RateLimit {
+    limiter: DefaultDirectRateLimiter,
+    per_second: u32,
+    blocked_until: Mutex<Option<Instant>>,
+}
+
+impl RateLimit {
+    pub fn per_second(per_second: u32, burst: Option<u32>) -> Self {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            per_second: rate.get(),
+            blocked_until: Mutex::new(None),
+        }
+    }
+
+    pub fn per_second_value(&self) -> u32 {
+        self.per_second
+    }
+
+    /// Take one unit now, or say how long to wait.
+    pub fn check(&self) -> Result<(), Duration> {
+        if let Some(wait) = self.blocked_for() {
+            return Err(wait);
+        }
+        self.limiter.check().map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    pub fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait.max(Duration::from_secs(1));
+        let mut blocked = self.blocked_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if blocked.is_none_or(|current| current < until) {
+            *blocked = Some(until);
+        }
+    }
+
+    pub fn blocked_for(&self) -> Option<Duration> {
+        let blocked = *self.blocked_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        blocked.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+}
+
+/// One limiter per configured client, built at start (the set of clients is static).
+#[derive(Debug, Default)]
+pub struct ClientLimits {
+    by_client: HashMap<String, RateLimit>,
+}
+
+impl ClientLimits {
+    pub fn new(clients: &Clients) -> Self {
+        let by_client =
+            clients.iter().map(|c| (c.name.clone(), RateLimit::per_second(c.per_second, c.burst))).collect();
+        Self { by_client }
+    }
+
+    /// `Err(wait)` when the client's quota is used up.
+    pub fn check(&self, client: &str) -> Result<(), Duration> {
+        self.by_client.get(client).map_or(Ok(()), RateLimit::check)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_burst_then_says_how_long_to_wait() {
+        let limit = RateLimit::per_second(5, None);
+        for _ in 0..5 {
+            assert!(limit.check().is_ok());
+        }
+        let wait = limit.check().unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
+    }
+
+    #[test]
+    fn a_block_wins_over_the_quota() {
+        let limit = RateLimit::per_second(1000, None);
+        limit.block_for(Duration::from_secs(3));
+        let wait = limit.check().unwrap_err();
+        assert!(wait > Duration::from_secs(2));
+        limit.block_for(Duration::from_secs(1));
+        assert!(limit.blocked_for().unwrap() > Duration::from_secs(2), "a shorter block never shortens a longer one");
+    }
+}
