@@ -171,3 +171,76 @@ impl Write for CaptureWriter {
         Ok(())
     }
 }
+
+/// The gateway in front of the project's own provider simulators.
+pub struct SandboxApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub sandbox: cancelgate_sandbox::Sandbox,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_on_sandbox(extra_env: &[(&str, &str)]) -> SandboxApp {
+    use cancelgate_sandbox::{Sandbox, SandboxConfig, SimulatedProvider};
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = HashMap::from([
+        ("CANCELGATE__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("CANCELGATE__LEDGER__URL".to_owned(), format!("sqlite://{}/ledger.db", dir.path().display())),
+    ]);
+    for p in SimulatedProvider::ALL {
+        let id = p.id().to_uppercase();
+        env.insert(format!("CANCELGATE__PROVIDERS__{id}__BASE_URL"), sandbox.base_url(p));
+        env.insert(format!("CANCELGATE__PROVIDERS__{id}__TIMEOUT_MS"), "300".to_owned());
+        env.insert(format!("CANCELGATE__PROVIDERS__{id}__RETRY__BACKOFF_BASE_MS"), "5".to_owned());
+        env.insert(format!("CANCELGATE__PROVIDERS__{id}__RETRY__BACKOFF_MAX_MS"), "50".to_owned());
+    }
+    env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load_with_env(&config_dir(), Some(env)).expect("shipped config loads");
+    let app = Application::build(settings).await.expect("gateway starts");
+    let addr = app.local_addr();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    SandboxApp { addr, client: reqwest::Client::new(), sandbox, _dir: dir }
+}
+
+impl SandboxApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn cancel(&self, provider: &str, reference: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let body = serde_json::json!({"provider": provider, "reference": reference});
+        let response =
+            self.client.post(self.url("/v1/cancellations")).bearer_auth(DEMO_KEY).json(&body).send().await.unwrap();
+        read(response).await
+    }
+
+    pub async fn wait_final(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let response = self
+                .client
+                .get(self.url(&format!("/v1/cancellations/{id}")))
+                .bearer_auth(DEMO_KEY)
+                .send()
+                .await
+                .unwrap();
+            let (status, _, body) = read(response).await;
+            assert_eq!(status, 200, "{body:#}");
+            if body["status"] != "processing" {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "still processing: {body:#}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The final cancellation behind an answer (polling when it was a 202).
+    pub async fn settle(&self, status: u16, body: &Value) -> Value {
+        if status == 202 && body["status"] == "processing" {
+            self.wait_final(body["id"].as_str().unwrap()).await
+        } else {
+            body.clone()
+        }
+    }
+}

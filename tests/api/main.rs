@@ -11,4 +11,5 @@ mod frontpayment;
 mod helpers;
 mod newcomer;
 mod operations;
+mod resilience;
 mod secrets;

@@ -19,6 +19,7 @@ use crate::cancel::{Prepared, attempt, backoff};
 use crate::error::{ApiError, UpstreamInfo};
 use crate::registry::Registry;
 use crate::request_id::{self, RequestId};
+use crate::resilience::{Admission, Health};
 use crate::verdict::{AttemptResult, Unsettled, Verdict, exhausted};
 
 /// Who this process is, as a lease holder.
@@ -44,6 +45,8 @@ pub struct Job {
     pub attempts: u32,
     /// Whether an earlier attempt may have reached the provider.
     pub ambiguous: bool,
+    /// Leave for the first attempt, taken by the request that admitted it (fail-fast path).
+    pub admission: Option<Admission>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,11 @@ impl Driver {
         let policy = &entry.settings.retry;
         let lease = self.ledger.lease();
         loop {
+            let admission = match job.admission.take() {
+                Some(admission) => admission,
+                None => entry.guard.admit_patiently().await,
+            };
+            // Renewed once admitted: waiting for room may have taken a while.
             let now = OffsetDateTime::now_utc();
             if !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
                 // Someone else drives it now (or it is final): never two drivers for one record.
@@ -70,6 +78,9 @@ impl Driver {
             let context = AttemptContext { after_ambiguous: job.ambiguous };
             let verdict = match attempt(&job.prepared, context).await {
                 Ok(result) => {
+                    let latency = started.elapsed();
+                    let (health, provider_429) = health_of(&result);
+                    admission.record(health, Some(latency), provider_429);
                     self.ledger.finish_attempt(&job.record_id, n, attempt_record(&result, started)).await?;
                     Verdict::of(result)
                 }
@@ -95,7 +106,8 @@ impl Driver {
                 Verdict::Unsettled(unsettled) => {
                     job.ambiguous |= unsettled.ambiguous;
                     let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
-                    if job.attempts >= policy.max_attempts || repeat_unsafe {
+                    // The budget is asked last: it is spent only by a retry that would happen.
+                    if job.attempts >= policy.max_attempts || repeat_unsafe || !entry.guard.withdraw_retry() {
                         exhausted(unsettled, job.ambiguous)
                     } else {
                         if let Some(tx) = early.take() {
@@ -189,6 +201,7 @@ impl Driver {
                         record_id: record.id.clone(),
                         attempts: record.attempts,
                         ambiguous: record.ambiguous,
+                        admission: None,
                     };
                     self.spawn(job, request_id, None);
                 }
@@ -245,6 +258,21 @@ fn located(mut error: ApiError, record: &Record) -> ApiError {
     error.reference = Some(record.reference.clone());
     error.cancellation_id = Some(record.id.clone());
     error
+}
+
+/// What an attempt says about the provider's health (SPEC §4: only timeouts, resets and
+/// 5xx/510 count against it), and how long a provider 429 asks us to stay away.
+fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
+    use cancelgate_core::Outcome;
+    match result {
+        AttemptResult::NoAnswer(_) => (Health::Failure, None),
+        AttemptResult::Answered { outcome: Outcome::RateLimited { retry_after, .. }, .. } => {
+            (Health::Neutral, Some(retry_after.unwrap_or(Duration::from_secs(1))))
+        }
+        AttemptResult::Answered { response, .. } if response.status.is_server_error() => (Health::Failure, None),
+        AttemptResult::Answered { outcome: Outcome::Fault(_), .. } => (Health::Neutral, None),
+        AttemptResult::Answered { .. } => (Health::Success, None),
+    }
 }
 
 /// The ledger's view of one attempt: a short outcome label, and the bounded answer.

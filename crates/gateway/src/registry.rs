@@ -8,6 +8,7 @@ use cancelgate_core::{Account, CancelProvider};
 use secrecy::ExposeSecret;
 
 use crate::executor::Executor;
+use crate::resilience::ProviderGuard;
 use crate::settings::{ProviderSettings, Settings, SettingsError};
 
 /// Every adapter the gateway was built with.
@@ -26,6 +27,8 @@ pub struct ProviderEntry {
     pub settings: ProviderSettings,
     pub accounts: BTreeMap<String, Account>,
     pub executor: Executor,
+    /// Rate limit, circuit breaker, bulkhead and retry budget of this provider.
+    pub guard: ProviderGuard,
 }
 
 impl ProviderEntry {
@@ -63,8 +66,14 @@ impl Registry {
             let accounts = resolve_accounts(adapter.as_ref(), id, provider_settings)?;
             let executor = Executor::new(adapter.id(), provider_settings)
                 .map_err(|e| SettingsError::invalid(format!("providers.{id}"), e.to_string()))?;
-            let entry =
-                ProviderEntry { adapter: adapter.clone(), settings: provider_settings.clone(), accounts, executor };
+            let guard = ProviderGuard::new(provider_settings);
+            let entry = ProviderEntry {
+                adapter: adapter.clone(),
+                settings: provider_settings.clone(),
+                accounts,
+                executor,
+                guard,
+            };
             providers.insert(adapter.id().as_str(), Arc::new(entry));
         }
         Ok(Self { providers })

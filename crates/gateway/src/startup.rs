@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::clients::Clients;
 use crate::driver::{Driver, new_owner_id};
 use crate::registry::Registry;
+use crate::resilience::ClientLimits;
 use crate::routes;
 use crate::settings::{Settings, SettingsError};
 use crate::state::AppState;
@@ -48,8 +49,14 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-        let state =
-            AppState { settings: Arc::new(settings), registry: Arc::new(registry), clients: Arc::new(clients), driver };
+        let client_limits = Arc::new(ClientLimits::new(&clients));
+        let state = AppState {
+            settings: Arc::new(settings),
+            registry: Arc::new(registry),
+            clients: Arc::new(clients),
+            client_limits,
+            driver,
+        };
         Ok(Self { listener, addr, state })
     }
 

@@ -22,6 +22,7 @@ use crate::driver::{Early, Job, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
 use crate::request_id::RequestId;
+use crate::resilience::Shed;
 use crate::state::AppState;
 
 /// `POST /v1/cancellations`.
@@ -33,10 +34,24 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if let Err(wait) = state.client_limits.check(&client.name) {
+        return Err(
+            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
+        );
+    }
     let body = body.map_err(body_rejection)?;
     check_content_type(&headers)?;
     let (body, raw) = CancelBody::parse(&body)?;
     let prepared = cancel::prepare(&state.registry, &client, &body)?;
+
+    // Load is shed before anything is recorded or sent: nothing was attempted, and under
+    // overload the ledger must not be the next thing to fall over.
+    let admission = prepared
+        .entry
+        .guard
+        .admit_now()
+        .await
+        .map_err(|shed| shed_error(shed).with_target(prepared.entry.id(), prepared.request.reference.as_str()))?;
 
     let now = OffsetDateTime::now_utc();
     let id = format!("can_{}", ulid::Ulid::new());
@@ -88,7 +103,8 @@ pub async fn create(
     };
 
     let (tx, rx) = oneshot::channel();
-    let job = Job { prepared, record_id: fresh.id.clone(), attempts: 0, ambiguous: false };
+    prepared.entry.guard.deposit();
+    let job = Job { prepared, record_id: fresh.id.clone(), attempts: 0, ambiguous: false, admission: Some(admission) };
     state.driver.spawn(job, request_id.0.clone(), Some(tx));
     let wait = Duration::from_millis(state.settings.limits.respond_within_ms);
     match tokio::time::timeout(wait, rx).await {
@@ -178,6 +194,23 @@ pub async fn list(
         .map(|r| cancellation(r, false))
         .collect();
     Ok(Json(json!({"object": "list", "data": data, "has_more": page.has_more})).into_response())
+}
+
+fn shed_error(shed: Shed) -> ApiError {
+    let error = match shed {
+        Shed::RateLimited { .. } => {
+            ApiError::new(ErrorCode::RateLimited, "The provider's request quota is used up; nothing was sent.")
+        }
+        Shed::CircuitOpen { .. } => ApiError::new(
+            ErrorCode::ProviderUnavailable,
+            "The provider is failing; its circuit breaker is open. Nothing was sent.",
+        ),
+        Shed::Full => ApiError::new(
+            ErrorCode::ProviderUnavailable,
+            "The provider has as many cancellations in flight as allowed; nothing was sent.",
+        ),
+    };
+    error.with_retry_after(shed.retry_after())
 }
 
 fn ledger_status(s: Status) -> LedgerStatus {

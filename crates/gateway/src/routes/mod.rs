@@ -3,6 +3,7 @@
 mod cancellations;
 mod errors;
 mod health;
+mod providers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,7 +18,8 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
     let v1 = Router::new()
         .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
-        .route("/v1/cancellations/{id}", get(cancellations::get));
+        .route("/v1/cancellations/{id}", get(cancellations::get))
+        .route("/v1/providers", get(providers::list));
     Router::new()
         .merge(v1)
         .route("/healthz", get(health::healthz))
