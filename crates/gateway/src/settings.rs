@@ -39,6 +39,18 @@ pub struct LedgerSettings {
     pub migrate_on_start: bool,
     #[serde(default = "defaults::max_connections")]
     pub max_connections: u32,
+    /// SQLite durability: `full` (a commit survives power loss; the default) or `normal` (WAL:
+    /// survives a crash of the process, kill -9 included, but not of the OS; much faster).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -87,6 +87,10 @@ pub async fn connect_ledger(settings: &Settings) -> Result<cancelgate_ledger::Le
     let options = cancelgate_ledger::LedgerOptions {
         max_connections: settings.ledger.max_connections,
         lease: std::time::Duration::from_millis(settings.ledger.lease_ms),
+        sqlite_sync: match settings.ledger.sqlite_synchronous {
+            crate::settings::SqliteSynchronous::Full => cancelgate_ledger::SqliteSync::Full,
+            crate::settings::SqliteSynchronous::Normal => cancelgate_ledger::SqliteSync::Normal,
+        },
         ..Default::default()
     };
     Ok(cancelgate_ledger::Ledger::connect(settings.ledger.url.expose_secret(), options).await?)
