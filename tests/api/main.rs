@@ -12,4 +12,5 @@ mod helpers;
 mod newcomer;
 mod operations;
 mod resilience;
+mod sandbox_outcomes;
 mod secrets;
