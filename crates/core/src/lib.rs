@@ -12,6 +12,8 @@ mod http_value;
 mod outcome;
 mod provider;
 mod reference;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod timestamp;
 mod transport;
 

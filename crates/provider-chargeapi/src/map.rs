@@ -165,8 +165,9 @@ fn by_state(status: u16, upstream: &UpstreamText, context: AttemptContext) -> Ou
 mod tests {
     use std::time::Duration;
 
+    use cancelgate_core::testing::{assert_classified, detail, response};
     use cancelgate_core::{Refusal, UPSTREAM_TEXT_LIMIT, UpstreamFault};
-    use http::{HeaderValue, StatusCode};
+    use http::HeaderValue;
     use time::macros::datetime;
 
     use super::*;
@@ -174,38 +175,9 @@ mod tests {
     const FIRST: AttemptContext = AttemptContext { after_ambiguous: false };
     const AFTER_AMBIGUOUS: AttemptContext = AttemptContext { after_ambiguous: true };
 
-    fn response(status: u16, body: impl AsRef<[u8]>) -> HttpResponse {
-        HttpResponse::new(StatusCode::from_u16(status).unwrap(), body.as_ref().to_vec())
-    }
-
-    /// Details are our own prose: checked for presence and size, not wording.
-    fn without_detail(outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Refused(r) => Outcome::Refused(Refusal { detail: String::new(), ..r }),
-            Outcome::Fault(f) => Outcome::Fault(UpstreamFault { detail: String::new(), ..f }),
-            Outcome::NeedsReview { upstream_code, upstream_message, .. } => {
-                Outcome::NeedsReview { detail: String::new(), upstream_code, upstream_message }
-            }
-            other => other,
-        }
-    }
-
-    fn detail(outcome: &Outcome) -> Option<&str> {
-        match outcome {
-            Outcome::Refused(r) => Some(&r.detail),
-            Outcome::Fault(f) => Some(&f.detail),
-            Outcome::NeedsReview { detail, .. } => Some(detail),
-            _ => None,
-        }
-    }
-
     #[track_caller]
     fn check_response(response: &HttpResponse, context: AttemptContext, expected: Outcome) {
-        let actual = classify(response, context);
-        if let Some(detail) = detail(&actual) {
-            assert!(!detail.is_empty() && detail.len() < 200, "detail {detail:?}");
-        }
-        assert_eq!(without_detail(actual), without_detail(expected), "{response:?} {context:?}");
+        assert_classified(classify(response, context), expected, &(response, context));
     }
 
     #[track_caller]
