@@ -20,7 +20,7 @@ use time::{Date, Duration};
 use crate::clock::{Rfc3339Ms, now_ms, parse_date, today_utc};
 use crate::server::ConnKill;
 use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, check_reference, drive, parse_spec, random_id};
-use crate::store::{CallCount, CallsReport, Store};
+use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
 /// A partner of the accommodation API: its API key and connection code.
@@ -291,28 +291,8 @@ impl Sim for AccommodationSim {
         &self.common
     }
 
-    fn bump_total(&self) {
-        self.store.bump_total();
-    }
-
-    fn count_received(&self, key: &str) {
-        self.store.count_received(key);
-    }
-
-    fn total(&self) -> u64 {
-        self.store.total()
-    }
-
-    fn calls(&self, key: &str) -> CallCount {
-        self.store.calls(key)
-    }
-
-    fn report(&self) -> CallsReport {
-        self.store.report()
-    }
-
-    fn reset_calls(&self) {
-        self.store.reset_calls();
+    fn counters(&self) -> &dyn Counters {
+        &self.store
     }
 
     fn reseed(&self) {

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::clock::{HOUR_MS, Rfc3339Ms, ms_of, now_ms};
 use crate::server::ConnKill;
 use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, bearer, check_reference, drive, parse_spec, random_id};
-use crate::store::{CallCount, CallsReport, Store};
+use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
 /// A ChargeAPI reservation status.
@@ -394,28 +394,8 @@ impl Sim for ChargeApiSim {
         &self.common
     }
 
-    fn bump_total(&self) {
-        self.store.bump_total();
-    }
-
-    fn count_received(&self, key: &str) {
-        self.store.count_received(key);
-    }
-
-    fn total(&self) -> u64 {
-        self.store.total()
-    }
-
-    fn calls(&self, key: &str) -> CallCount {
-        self.store.calls(key)
-    }
-
-    fn report(&self) -> CallsReport {
-        self.store.report()
-    }
-
-    fn reset_calls(&self) {
-        self.store.reset_calls();
+    fn counters(&self) -> &dyn Counters {
+        &self.store
     }
 
     fn reseed(&self) {

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::clock::{Rfc3339Ms, now_ms};
 use crate::server::ConnKill;
 use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, bearer, drive, parse_spec};
-use crate::store::{CallCount, CallsReport, Store};
+use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
 /// A Front Payment reservation status.
@@ -194,28 +194,8 @@ impl Sim for FrontPaymentSim {
         }
     }
 
-    fn bump_total(&self) {
-        self.store.bump_total();
-    }
-
-    fn count_received(&self, key: &str) {
-        self.store.count_received(key);
-    }
-
-    fn total(&self) -> u64 {
-        self.store.total()
-    }
-
-    fn calls(&self, key: &str) -> CallCount {
-        self.store.calls(key)
-    }
-
-    fn report(&self) -> CallsReport {
-        self.store.report()
-    }
-
-    fn reset_calls(&self) {
-        self.store.reset_calls();
+    fn counters(&self) -> &dyn Counters {
+        &self.store
     }
 
     fn reseed(&self) {

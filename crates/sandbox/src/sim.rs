@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::SimulatedProvider;
 use crate::fault::{self, FaultId, FaultRule, FaultSet};
 use crate::server::ConnKill;
-use crate::store::{CallCount, CallsReport};
+use crate::store::{CallCount, CallsReport, Counters};
 
 /// A provider answer: a status and a JSON body.
 #[derive(Debug, Clone)]
@@ -97,14 +97,28 @@ pub(crate) trait Sim: Send + Sync + 'static {
     fn key<'a>(&self, reference: &'a str) -> Cow<'a, str> {
         Cow::Borrowed(reference)
     }
+    /// The request counters of this simulator's store.
+    fn counters(&self) -> &dyn Counters;
     /// Counts one cancel request (all of them, with or without a usable reference).
-    fn bump_total(&self);
+    fn bump_total(&self) {
+        self.counters().bump_total();
+    }
     /// Counts one received cancel request for `key` without touching its state.
-    fn count_received(&self, key: &str);
-    fn total(&self) -> u64;
-    fn calls(&self, key: &str) -> CallCount;
-    fn report(&self) -> CallsReport;
-    fn reset_calls(&self);
+    fn count_received(&self, key: &str) {
+        self.counters().count_received(key);
+    }
+    fn total(&self) -> u64 {
+        self.counters().total()
+    }
+    fn calls(&self, key: &str) -> CallCount {
+        self.counters().calls(key)
+    }
+    fn report(&self) -> CallsReport {
+        self.counters().report()
+    }
+    fn reset_calls(&self) {
+        self.counters().reset_calls();
+    }
     /// Restores the seeded references and forgets every other record and all counters.
     fn reseed(&self);
     /// The admin view of one reference, `None` when it does not exist.

@@ -157,6 +157,38 @@ impl<R> Store<R> {
     }
 }
 
+/// The counters of a [`Store`], whatever its record type: what the fault machinery and the
+/// admin routes need, once for every simulator.
+pub(crate) trait Counters: Send + Sync {
+    fn bump_total(&self);
+    fn count_received(&self, key: &str);
+    fn total(&self) -> u64;
+    fn calls(&self, key: &str) -> CallCount;
+    fn report(&self) -> CallsReport;
+    fn reset_calls(&self);
+}
+
+impl<R: Send + Sync> Counters for Store<R> {
+    fn bump_total(&self) {
+        Store::bump_total(self);
+    }
+    fn count_received(&self, key: &str) {
+        Store::count_received(self, key);
+    }
+    fn total(&self) -> u64 {
+        Store::total(self)
+    }
+    fn calls(&self, key: &str) -> CallCount {
+        Store::calls(self, key)
+    }
+    fn report(&self) -> CallsReport {
+        Store::report(self)
+    }
+    fn reset_calls(&self) {
+        Store::reset_calls(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
