@@ -10,5 +10,8 @@ mod chargeapi;
 mod frontpayment;
 mod helpers;
 mod newcomer;
+mod observability;
+mod openapi;
 mod operations;
 mod secrets;
+mod shutdown;

@@ -70,7 +70,9 @@ impl Driver {
             let context = AttemptContext { after_ambiguous: job.ambiguous };
             let verdict = match attempt(&job.prepared, context).await {
                 Ok(result) => {
-                    self.ledger.finish_attempt(&job.record_id, n, attempt_record(&result, started)).await?;
+                    let record = attempt_record(&result, started);
+                    let record = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, record);
+                    self.ledger.finish_attempt(&job.record_id, n, record).await?;
                     Verdict::of(result)
                 }
                 Err(build_error) => {

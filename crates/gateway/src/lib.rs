@@ -11,12 +11,15 @@ pub mod driver;
 pub mod error;
 pub mod executor;
 pub mod extract;
+pub mod openapi;
 pub mod registry;
 pub mod request_id;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod telemetry;
+pub mod trace_context;
 pub mod verdict;
 
 pub use settings::Settings;
