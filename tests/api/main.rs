@@ -7,6 +7,7 @@
 mod accommodation;
 mod bad_input;
 mod chargeapi;
+mod deploy;
 mod frontpayment;
 mod helpers;
 mod newcomer;

@@ -352,7 +352,7 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A client key (the development demo key is `cg_demo_key_local_only`)."))
+                    .description(Some("A client key (`Authorization: Bearer <client key>`); the development demo key is in the README."))
                     .build(),
             ),
         );
@@ -372,8 +372,8 @@ impl Modify for BearerAuth {
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
          description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII)."),
-        ("X-Request-Id" = Option<String>, Header, max_length = 128, pattern = "^[A-Za-z0-9._:/+=-]+$",
-         description = "Echoed, sent upstream and logged; generated when absent or malformed."),
+        ("X-Request-Id" = Option<String>, Header,
+         description = "Echoed, sent upstream and logged when 1–128 of `A–Z a–z 0–9 - _ . : / + =`; any other value is replaced by a generated id."),
         ("traceparent" = Option<String>, Header,
          description = "W3C trace context; forwarded upstream when well formed, ignored otherwise."),
     ),
@@ -399,7 +399,7 @@ fn create_cancellation() {}
         ("status" = Option<Status>, Query),
         ("created_gte" = Option<String>, Query, format = DateTime, description = "RFC 3339."),
         ("created_lt" = Option<String>, Query, format = DateTime, description = "RFC 3339."),
-        ("X-Request-Id" = Option<String>, Header, max_length = 128, pattern = "^[A-Za-z0-9._:/+=-]+$"),
+        ("X-Request-Id" = Option<String>, Header, description = "As on `POST /v1/cancellations`."),
     ),
     responses((status = 200, description = "One page.", body = CancellationListSchema)),
     security(("bearer" = []))

@@ -31,8 +31,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct LedgerSettings {
     /// `sqlite://data/cancelgate.db` or `postgres://…`. May hold a password: never printed.
+    #[serde(default = "defaults::no_secret")]
     pub url: SecretString,
-    /// A file holding the URL (a container secret); read at load, it replaces `url`.
+    /// A file holding the URL (a container secret); read at load, it wins over `url`.
     #[serde(default)]
     pub url_file: Option<PathBuf>,
     #[serde(default = "defaults::lease_ms")]
@@ -191,6 +192,9 @@ impl Default for CircuitBreakerSettings {
 }
 
 mod defaults {
+    pub fn no_secret() -> secrecy::SecretString {
+        secrecy::SecretString::from(String::new())
+    }
     pub fn yes() -> bool {
         true
     }
@@ -316,6 +320,9 @@ impl Settings {
                 SettingsError::invalid("ledger.url_file", format!("cannot read {}: {e}", path.display()))
             })?;
             settings.ledger.url = SecretString::from(url.trim().to_owned());
+        }
+        if secrecy::ExposeSecret::expose_secret(&settings.ledger.url).is_empty() {
+            return Err(SettingsError::invalid("ledger.url", "missing: set `ledger.url` or `ledger.url_file`"));
         }
         settings.check()?;
         Ok(settings)
