@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
     about = "One HTTP gateway that cancels reservations and bookings at several upstream providers.",
     after_help = "Examples:\n  cancelgate serve --sandbox      # zero-setup demo: built-in provider simulators, SQLite ledger\n  \
                   cancelgate check-config         # validate config/ and print it, secrets redacted\n  \
-                  CANCELGATE__LISTEN=0.0.0.0:8080 cancelgate serve"
+                  cancelgate migrate              # apply the ledger migrations (serve also does by default)\n  \
+                  cancelgate healthcheck          # exit 0 when the local gateway answers /healthz (container probe)\n  \
+                  CANCELGATE__LISTEN=0.0.0.0:8080 cancelgate serve\n\n\
+                  Configuration: <config-dir>/gateway.toml and <config-dir>/providers/*.toml, then CANCELGATE__<KEY>__<SUB>\n\
+                  environment overrides. Operations endpoints: /healthz /readyz /metrics /openapi.json /docs /errors."
 )]
 struct Cli {
     /// Directory holding gateway.toml and providers/*.toml.
@@ -36,7 +40,20 @@ enum Command {
         sandbox: bool,
     },
     /// Load and validate the configuration; print it with every secret redacted.
+    ///
+    /// A problem is printed as one line naming the file and key, and the exit status is 1
+    /// (validation stops at the first problem: fix it and run again).
     CheckConfig,
+    /// Probe the local gateway's /healthz; exit 0 when it answers 200 (a container HEALTHCHECK
+    /// that needs no curl in the image).
+    Healthcheck {
+        /// Where the gateway listens; default: the port of `listen` in the configuration, on 127.0.0.1.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
     /// Apply the ledger's migrations (`serve` also does, unless `ledger.migrate_on_start = false`).
     Migrate,
     /// Run the provider simulators alone.
@@ -59,7 +76,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Background tasks still running (cancellations left `processing`) are dropped here: they
+    // resume at the next start. Never wait on them past the grace `serve` already gave.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cancelgate: {e:#}");
@@ -77,6 +98,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Written, not printed: a closed pipe (`| head`) must not panic.
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{}", Redacted(&settings)).and_then(|()| writeln!(out, "# configuration OK"));
+            Ok(())
+        }
+        Command::Healthcheck { addr, timeout_ms } => {
+            let addr = match addr {
+                Some(addr) => addr,
+                None => {
+                    let listen = Settings::load(&cli.config_dir)?.listen;
+                    let ip = if listen.ip().is_unspecified() {
+                        if listen.is_ipv4() {
+                            std::net::Ipv4Addr::LOCALHOST.into()
+                        } else {
+                            std::net::Ipv6Addr::LOCALHOST.into()
+                        }
+                    } else {
+                        listen.ip()
+                    };
+                    SocketAddr::new(ip, listen.port())
+                }
+            };
+            let status = tokio::time::timeout(std::time::Duration::from_millis(timeout_ms), probe(addr))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer from http://{addr}/healthz within {timeout_ms} ms"))??;
+            anyhow::ensure!(status == 200, "http://{addr}/healthz answered {status}");
+            println!("healthy: http://{addr}/healthz answered 200");
             Ok(())
         }
         Command::Migrate => {
@@ -142,6 +187,26 @@ fn init_logging(format: Option<&str>, level: Option<&str>) {
     } else {
         let _ = builder.try_init();
     }
+}
+
+/// `GET /healthz` over a plain TCP connection: the status code of the answer.
+async fn probe(addr: SocketAddr) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.context("cannot send the probe")?;
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        let n = stream.read(&mut buf).await.context("cannot read the answer")?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
+    status.ok_or_else(|| anyhow::anyhow!("not an HTTP answer from {addr}"))
 }
 
 async fn shutdown_signal() {

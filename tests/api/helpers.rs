@@ -42,6 +42,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub upstreams: Upstreams,
     pub logs: LogCapture,
+    /// The gateway's state (its ledger, registry and settings).
+    pub state: cancelgate_gateway::state::AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -70,8 +72,9 @@ pub async fn spawn_app_with(extra_env: HashMap<String, String>) -> TestApp {
     let logs = LogCapture::install();
     let app = Application::build(settings).await.expect("gateway starts");
     let addr = app.local_addr();
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { addr, client: reqwest::Client::new(), upstreams, logs, _dir: dir }
+    TestApp { addr, client: reqwest::Client::new(), upstreams, logs, state, _dir: dir }
 }
 
 impl TestApp {

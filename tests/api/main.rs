@@ -7,10 +7,14 @@
 mod accommodation;
 mod bad_input;
 mod chargeapi;
+mod deploy;
 mod frontpayment;
 mod helpers;
 mod newcomer;
+mod observability;
+mod openapi;
 mod operations;
 mod resilience;
 mod sandbox_outcomes;
 mod secrets;
+mod shutdown;

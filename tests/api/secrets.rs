@@ -56,7 +56,7 @@ async fn no_secret_in_any_answer_or_log() {
     let unauthorized =
         app.client.post(app.url("/v1/cancellations")).bearer_auth("wrong").json(&json!({})).send().await.unwrap();
     seen.push_str(&unauthorized.text().await.unwrap());
-    for path in ["/healthz", "/readyz", "/errors", "/nope"] {
+    for path in ["/healthz", "/readyz", "/errors", "/nope", "/metrics", "/openapi.json", "/docs/"] {
         seen.push_str(&app.client.get(app.url(path)).send().await.unwrap().text().await.unwrap());
     }
 
@@ -66,6 +66,13 @@ async fn no_secret_in_any_answer_or_log() {
     // ...and yet nothing that came back, nor any log line, holds one.
     let logs = app.logs.text();
     assert!(!logs.is_empty(), "logs were captured");
+    // The request spans (with their client, provider, account and reference fields) and the
+    // upstream attempt events are among the lines checked.
+    assert!(
+        logs.contains("\"request answered\"") && logs.contains("\"client\":\"demo\""),
+        "no request span in the logs"
+    );
+    assert!(logs.contains("\"upstream attempt\""), "no upstream attempt event in the logs");
     for (_, secret) in SECRETS {
         assert!(!seen.contains(secret), "{secret} leaked in an answer: {seen}");
         assert!(!logs.contains(secret), "{secret} leaked in the logs");

@@ -225,6 +225,15 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    pub const ALL: [RefusalReason; 6] = [
+        Self::Completed,
+        Self::Expired,
+        Self::PastCheckIn,
+        Self::NonRefundable,
+        Self::NoCancellationPolicy,
+        Self::InvalidState,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
@@ -237,16 +246,7 @@ impl RefusalReason {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Completed,
-            Self::Expired,
-            Self::PastCheckIn,
-            Self::NonRefundable,
-            Self::NoCancellationPolicy,
-            Self::InvalidState,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

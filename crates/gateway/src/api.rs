@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -16,18 +17,41 @@ pub const MAX_LANGUAGE_CHARS: usize = 16;
 pub const MAX_PROVIDER_CHARS: usize = 64;
 
 /// `POST /v1/cancellations` body. Unknown fields are refused so typos are not ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "chargeapi", "reference": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq",
+    "account": "default", "reason": "Customer changed plans", "metadata": {"order_id": "A-1001"}}))]
 pub struct CancelBody {
+    /// The provider's id.
+    #[schema(value_type = crate::openapi::ProviderIdSchema)]
     pub provider: String,
+    /// The provider's own id of the reservation or booking, checked against that provider's
+    /// format before anything is sent: chargeapi `res_` and 1–64 letters/digits; frontpayment a
+    /// UUID; accommodation 1–64 of `A–Z a–z 0–9 _ -`.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9_-]+$",
+        example = "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq"
+    )]
     pub reference: String,
+    /// Which configured credential set of the provider; `default` when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, example = "default")]
     pub account: Option<String>,
+    /// Sent where the provider takes a note (Front Payment's `note`). No control characters
+    /// other than newline and tab.
     #[serde(default)]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$")]
     pub reason: Option<String>,
+    /// Passed to providers that take one (accommodation).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 16, pattern = "^[A-Za-z_-]+$", example = "EN")]
     pub language: Option<String>,
+    /// At most 20 entries (keys 1–40 characters, values at most 500): stored and returned,
+    /// never sent upstream.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -106,7 +130,7 @@ fn field_named_in(message: &str) -> Option<String> {
 }
 
 /// The status of a cancellation (SPEC §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Processing,
@@ -131,26 +155,39 @@ impl Status {
 }
 
 /// What the provider answered, kept on the cancellation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct UpstreamSnapshot {
+    /// The provider's HTTP status.
     pub status: u16,
+    /// The provider's JSON, verbatim (a string when it was not JSON; secrets scrubbed).
     pub body: serde_json::Value,
 }
 
 /// The Cancellation object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Cancellation {
+    #[schema(example = "can_01JD7Q2Z3X4Y5W6V7U8T9S0R1P")]
     pub id: String,
+    /// Always `cancellation`.
+    #[schema(value_type = String, pattern = "^cancellation$", example = "cancellation")]
     pub object: &'static str,
     pub provider: String,
     pub account: String,
     pub reference: String,
     pub status: Status,
+    /// When the provider cancelled (its own time where it gives one), RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub cancelled_at: Option<String>,
+    /// Upstream requests sent for this cancellation.
     pub attempts: u32,
+    /// Whether this answer replays an earlier one.
     pub replayed: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The final error of a `failed` cancellation.
+    #[schema(value_type = Option<crate::openapi::ProblemSchema>)]
     pub error: Option<serde_json::Value>,
     pub metadata: BTreeMap<String, String>,
     pub upstream: Option<UpstreamSnapshot>,

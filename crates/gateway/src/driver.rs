@@ -81,7 +81,9 @@ impl Driver {
                     let latency = started.elapsed();
                     let (health, provider_429) = health_of(&result);
                     admission.record(health, Some(latency), provider_429);
-                    self.ledger.finish_attempt(&job.record_id, n, attempt_record(&result, started)).await?;
+                    let record = attempt_record(&result, started);
+                    let record = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, record);
+                    self.ledger.finish_attempt(&job.record_id, n, record).await?;
                     Verdict::of(result)
                 }
                 Err(build_error) => {

@@ -56,7 +56,8 @@ impl Executor {
 
 #[async_trait]
 impl Transport for Executor {
-    async fn send(&self, _provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let _in_flight = crate::telemetry::InFlight::start(provider.as_str());
         let url = format!("{}{}", self.base, request.path);
         let mut builder = self.client.request(request.method, url);
         for header in request.headers {
@@ -77,6 +78,9 @@ impl Transport for Executor {
         }
         if let Some(id) = request_id::current() {
             builder = builder.header("x-request-id", id.as_str());
+        }
+        if let Some(trace) = crate::trace_context::current() {
+            builder = builder.header(crate::trace_context::HEADER, trace.as_str());
         }
         if let Some(body) = request.body {
             builder = builder.body(body);

@@ -28,7 +28,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(unauthorized)?;
-        state.clients.authenticate(key).map(Caller).ok_or_else(unauthorized)
+        let client = state.clients.authenticate(key).ok_or_else(unauthorized)?;
+        crate::telemetry::record("client", &client.name);
+        Ok(Caller(client))
     }
 }
 

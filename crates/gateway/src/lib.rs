@@ -11,6 +11,7 @@ pub mod driver;
 pub mod error;
 pub mod executor;
 pub mod extract;
+pub mod openapi;
 pub mod registry;
 pub mod request_id;
 pub mod resilience;
@@ -18,6 +19,8 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod telemetry;
+pub mod trace_context;
 pub mod verdict;
 
 pub use settings::Settings;

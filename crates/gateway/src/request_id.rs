@@ -45,9 +45,10 @@ pub fn current() -> Option<RequestId> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Run `fut` with `id` as the current request id (the background driver uses it too).
-pub async fn scope<F: Future>(id: RequestId, fut: F) -> F::Output {
-    CURRENT.scope(id, fut).await
+/// Run `fut` with `id` as the current request id (the background driver uses it too). The
+/// request's span and trace context, where there are any, follow `fut` into a spawned task.
+pub fn scope<F: Future>(id: RequestId, fut: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(id, crate::telemetry::follow(fut))
 }
 
 pub async fn middleware(mut request: Request, next: Next) -> Response {

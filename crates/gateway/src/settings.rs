@@ -31,7 +31,11 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct LedgerSettings {
     /// `sqlite://data/cancelgate.db` or `postgres://…`. May hold a password: never printed.
+    #[serde(default = "defaults::no_secret")]
     pub url: SecretString,
+    /// A file holding the URL (a container secret); read at load, it wins over `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
     #[serde(default = "defaults::lease_ms")]
     pub lease_ms: u64,
     /// Apply migrations at start (`serve`); `cancelgate migrate` applies them regardless.
@@ -200,6 +204,9 @@ impl Default for CircuitBreakerSettings {
 }
 
 mod defaults {
+    pub fn no_secret() -> secrecy::SecretString {
+        secrecy::SecretString::from(String::new())
+    }
     pub fn yes() -> bool {
         true
     }
@@ -315,11 +322,20 @@ impl Settings {
             builder = builder.add_source(ProviderFile { id, path });
         }
         let environment = config::Environment::with_prefix(ENV_PREFIX).separator("__").source(env);
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(environment)
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| SettingsError::config(e, dir))?;
+        if let Some(path) = &settings.ledger.url_file {
+            let url = std::fs::read_to_string(path).map_err(|e| {
+                SettingsError::invalid("ledger.url_file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            settings.ledger.url = SecretString::from(url.trim().to_owned());
+        }
+        if secrecy::ExposeSecret::expose_secret(&settings.ledger.url).is_empty() {
+            return Err(SettingsError::invalid("ledger.url", "missing: set `ledger.url` or `ledger.url_file`"));
+        }
         settings.check()?;
         Ok(settings)
     }

@@ -36,6 +36,7 @@
 mod db;
 mod error;
 mod sql;
+mod timer;
 mod types;
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ use time::OffsetDateTime;
 
 use crate::db::{Arg, Db, Row, Sql, args, normalize_time};
 pub use crate::error::{LedgerError, redact_url};
+pub use crate::timer::LEDGER_DURATION;
+use crate::timer::Timer;
 pub use crate::types::{
     AttemptNo, AttemptResult, AttemptRow, Backend, Begin, Final, FinalStatus, LedgerOptions, ListFilter,
     NewCancellation, Page, Record, SqliteSync, Stats, Status,
@@ -156,6 +159,7 @@ impl Ledger {
 
     /// One round trip to the database (for `/readyz`).
     pub async fn ping(&self) -> Result<(), LedgerError> {
+        let _timer = Timer::start("ping");
         self.db.fetch_one(sql::PING, args![]).await.map(drop)
     }
 
@@ -170,6 +174,7 @@ impl Ledger {
     /// says why (see [`Begin`]). Never an error because of a concurrent request: racing begins
     /// with one key or one reference produce exactly one [`Begin::Fresh`].
     pub async fn begin(&self, new: NewCancellation) -> Result<Begin, LedgerError> {
+        let _timer = Timer::start("begin");
         validate_new(&new)?;
         for attempt in 1..=BEGIN_TRIES {
             match self.try_begin(&new).await {
@@ -259,6 +264,7 @@ impl Ledger {
     /// an unexpired lease may start one ([`LedgerError::LeaseLost`] otherwise), so two replicas
     /// never send for one record.
     pub async fn start_attempt(&self, id: &str, owner: &str, now: OffsetDateTime) -> Result<AttemptNo, LedgerError> {
+        let _timer = Timer::start("start_attempt");
         let now = normalize_time(now);
         let mut tx = self.db.begin_write().await?;
         let Some(row) = tx.fetch_optional(sql::START_ATTEMPT, args![id, owner, now]).await? else {
@@ -277,6 +283,7 @@ impl Ledger {
     /// Repeating the call with the same outcome is a no-op; another outcome for a finished
     /// attempt is a [`LedgerError::Conflict`].
     pub async fn finish_attempt(&self, id: &str, n: AttemptNo, result: AttemptResult) -> Result<(), LedgerError> {
+        let _timer = Timer::start("finish_attempt");
         if result.outcome.is_empty() || result.outcome == SENT {
             return Err(LedgerError::InvalidInput(format!("attempt outcome {:?} is reserved", result.outcome)));
         }
@@ -319,6 +326,7 @@ impl Ledger {
     /// same status, e.g. after a lost commit acknowledgement) returns the stored record;
     /// anything else on a final record is [`LedgerError::LeaseLost`].
     pub async fn finish(&self, id: &str, owner: &str, fin: Final) -> Result<Record, LedgerError> {
+        let _timer = Timer::start("finish");
         let status = Status::from(fin.status);
         match (status, fin.cancelled_at) {
             (Status::Cancelled, None) => {
@@ -361,6 +369,7 @@ impl Ledger {
     /// Extends the lease while an attempt is slow. `false` when `owner` no longer holds it (taken
     /// over, or final): stop driving the record.
     pub async fn renew_lease(&self, id: &str, owner: &str, until: OffsetDateTime) -> Result<bool, LedgerError> {
+        let _timer = Timer::start("renew_lease");
         Ok(self.db.write_execute(sql::RENEW_LEASE, args![id, owner, normalize_time(until)]).await? == 1)
     }
 
@@ -369,6 +378,7 @@ impl Ledger {
     /// answers `202` and when a retry is scheduled for later. `false` when `owner` did not hold
     /// the lease.
     pub async fn release(&self, id: &str, owner: &str, next_attempt_at: OffsetDateTime) -> Result<bool, LedgerError> {
+        let _timer = Timer::start("release");
         Ok(self.db.write_execute(sql::RELEASE, args![id, owner, normalize_time(next_attempt_at)]).await? == 1)
     }
 
@@ -383,6 +393,7 @@ impl Ledger {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Record>, LedgerError> {
+        let _timer = Timer::start("claim_due");
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -403,6 +414,7 @@ impl Ledger {
         now: OffsetDateTime,
         lease: Duration,
     ) -> Result<Vec<Record>, LedgerError> {
+        let _timer = Timer::start("claim_all_processing");
         if self.backend != Backend::Sqlite {
             return Err(LedgerError::Unsupported(
                 "claim_all_processing is for SQLite, where one process owns the ledger; use claim_due on PostgreSQL",
@@ -415,11 +427,13 @@ impl Ledger {
 
     /// One record, as stored.
     pub async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
+        let _timer = Timer::start("get");
         self.db.fetch_optional(sql::SELECT_RECORD, args![id]).await?.as_ref().map(record_from_row).transpose()
     }
 
     /// The attempts of a record, in order (empty for an unknown id).
     pub async fn attempts(&self, id: &str) -> Result<Vec<AttemptRow>, LedgerError> {
+        let _timer = Timer::start("attempts");
         self.db.fetch_all(sql::SELECT_ATTEMPTS, args![id]).await?.iter().map(attempt_from_row).collect()
     }
 
@@ -434,6 +448,7 @@ impl Ledger {
         limit: u32,
         starting_after: Option<&str>,
     ) -> Result<Page, LedgerError> {
+        let _timer = Timer::start("list");
         if limit == 0 {
             return Err(LedgerError::InvalidInput("list limit must be at least 1".to_owned()));
         }
@@ -487,6 +502,7 @@ impl Ledger {
     /// kept at least 24 hours), except those of requests still processing, whose key must keep
     /// answering `409`. In batches, so a sweep never blocks writers for long. Returns how many.
     pub async fn sweep_idempotency_keys(&self, older_than: OffsetDateTime) -> Result<u64, LedgerError> {
+        let _timer = Timer::start("sweep_idempotency_keys");
         let older_than = normalize_time(older_than);
         let mut total = 0;
         loop {
@@ -500,6 +516,7 @@ impl Ledger {
 
     /// The processing backlog: how many, and since when the oldest waits.
     pub async fn stats(&self) -> Result<Stats, LedgerError> {
+        let _timer = Timer::start("stats");
         let row = self.db.fetch_one(sql::STATS, args![]).await?;
         Ok(Stats {
             processing: u64::try_from(row.int("processing")?).unwrap_or(0),

@@ -21,9 +21,22 @@ use crate::cancel;
 use crate::driver::{Early, Job, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
+use crate::registry::Lookup;
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
 use crate::state::AppState;
+use crate::telemetry;
+
+/// The record a `begin` found or made, when there is one (for the request span).
+fn begin_id(begin: &Begin) -> Option<&str> {
+    match begin {
+        Begin::Fresh(r) | Begin::Replay(r) | Begin::ReferenceNeedsReview(r) | Begin::ReferenceCancelled(r) => {
+            Some(&r.id)
+        }
+        Begin::ReferenceBusy(r) => Some(&r.id),
+        Begin::KeyInFlight | Begin::KeyReused => None,
+    }
+}
 
 /// `POST /v1/cancellations`.
 pub async fn create(
@@ -42,7 +55,13 @@ pub async fn create(
     let body = body.map_err(body_rejection)?;
     check_content_type(&headers)?;
     let (body, raw) = CancelBody::parse(&body)?;
+    // A provider id the gateway knows is a safe label even when a later check fails.
+    if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
+        telemetry::record_provider(&body.provider);
+    }
     let prepared = cancel::prepare(&state.registry, &client, &body)?;
+    telemetry::record("account", prepared.account.name());
+    telemetry::record("reference", prepared.request.reference.as_str());
 
     // Load is shed before anything is recorded or sent: nothing was attempted, and under
     // overload the ledger must not be the next thing to fall over.
@@ -71,6 +90,9 @@ pub async fn create(
     };
     let target = |e: ApiError| e.with_target(prepared.entry.id(), prepared.request.reference.as_str());
     let begin = state.driver.ledger.begin(new).await.map_err(|e| target(ledger_error(e)))?;
+    if let Some(id) = begin_id(&begin) {
+        telemetry::record("cancellation_id", id);
+    }
     let fresh = match begin {
         Begin::Fresh(record) => record,
         Begin::Replay(record) | Begin::ReferenceNeedsReview(record) | Begin::ReferenceCancelled(record) => {
@@ -132,6 +154,8 @@ pub async fn get(
     if !client.may_use(&record.provider, &record.account) {
         return Err(not_found());
     }
+    telemetry::record_provider(&record.provider);
+    telemetry::record("cancellation_id", &record.id);
     Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
 }
 
@@ -255,6 +279,18 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
 
 /// The answer a record gives: 200 when cancelled, the stored problem when failed, 202 otherwise.
 pub fn render(record: &Record, replayed: bool) -> Response {
+    let mut response = render_record(record, replayed);
+    if record.status != LedgerStatus::Failed {
+        response.extensions_mut().insert(telemetry::Outcome(api_status(record.status).as_str()));
+    }
+    let code = record.error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str);
+    if let Some(code) = code.and_then(|c| c.parse::<ErrorCode>().ok()) {
+        response.extensions_mut().insert(code);
+    }
+    response
+}
+
+fn render_record(record: &Record, replayed: bool) -> Response {
     match record.status {
         LedgerStatus::Cancelled => (StatusCode::OK, Json(cancellation(record, replayed))).into_response(),
         LedgerStatus::Failed => {

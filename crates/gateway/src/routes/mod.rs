@@ -3,7 +3,10 @@
 mod cancellations;
 mod errors;
 mod health;
+mod metrics;
 mod providers;
+
+pub use providers::{LatencyMs, ProviderHealth, ProviderList, ProviderRateLimit, ProviderView};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -11,8 +14,29 @@ use axum::routing::{get, post};
 use cancelgate_core::ErrorCode;
 
 use crate::error::ApiError;
-use crate::request_id;
 use crate::state::AppState;
+use crate::{openapi, request_id, telemetry};
+
+/// Every route (method, path) the router serves; `openapi.rs` documents each of them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/cancellations"),
+    ("GET", "/v1/cancellations"),
+    ("GET", "/v1/cancellations/{id}"),
+    ("GET", "/v1/providers"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/errors"),
+    ("GET", "/errors/{code}"),
+];
+
+/// `/openapi.json` and the interactive docs under `/docs` (assets bundled in the binary).
+fn docs() -> Router<AppState> {
+    let config = utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none");
+    utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::openapi()).config(config).into()
+}
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
@@ -26,11 +50,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/errors", get(errors::index))
         .route("/errors/{code}", get(errors::page))
+        .route("/metrics", get(metrics::metrics))
+        .merge(docs())
         .fallback(|| async { ApiError::not_found("No such route.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
         })
         .layer(DefaultBodyLimit::max(max_body))
+        // The request span and metrics: inside the request id, which they record.
+        .layer(axum::middleware::from_fn(telemetry::middleware))
         // Outermost: every response, errors and fallbacks included, carries the request id.
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)

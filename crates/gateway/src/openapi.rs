@@ -1,0 +1,489 @@
+//! The OpenAPI 3.1 document (`GET /openapi.json`) and the offline interactive docs (`GET /docs`).
+//!
+//! Bodies come from the real types (`CancelBody`, `Cancellation`, …, derived with utoipa); the
+//! enumerations from the code (`ErrorCode::ALL`, `RefusalReason::ALL`, the registry's adapters).
+//! Each route below lists its success answers and the error codes it can give; [`openapi`]
+//! turns those codes into problem+json responses (with `Retry-After` on 429 and 503) and puts
+//! `X-Request-Id` on every response. A route added to `routes::router` is added here too
+//! (tests/api/openapi.rs checks both lists).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use cancelgate_core::{ErrorCode, RefusalReason};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot};
+
+/// The document, built once per call (cheap; the router builds it once).
+pub fn openapi() -> Document {
+    let mut doc = ApiDoc::openapi();
+    for (path, method, codes) in ERRORS {
+        if let Some(operation) = doc.paths.paths.get_mut(*path).and_then(|item| operation_mut(item, method)) {
+            add_problems(operation, codes);
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for method in ["get", "post"] {
+            if let Some(operation) = operation_mut(item, method) {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response.headers.insert("X-Request-Id".to_owned(), request_id_header());
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The error codes each operation can answer with, beyond its success answers.
+const ERRORS: &[(&str, &str, &[ErrorCode])] = {
+    use ErrorCode::*;
+    &[
+        (
+            "/v1/cancellations",
+            "post",
+            &[
+                InvalidRequest,
+                Unauthorized,
+                Forbidden,
+                NotFound,
+                AlreadyCancelled,
+                NotCancellable,
+                RequestInProgress,
+                PayloadTooLarge,
+                IdempotencyKeyReused,
+                UpstreamRejected,
+                RateLimited,
+                Internal,
+                UpstreamError,
+                ProviderMisconfigured,
+                ProviderUnavailable,
+                UpstreamTimeout,
+            ],
+        ),
+        ("/v1/cancellations", "get", &[InvalidRequest, Unauthorized, RateLimited, Internal, ProviderUnavailable]),
+        ("/v1/cancellations/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, ProviderUnavailable]),
+        ("/v1/providers", "get", &[Unauthorized, Internal]),
+        ("/errors/{code}", "get", &[NotFound]),
+    ]
+};
+
+fn operation_mut<'a>(item: &'a mut PathItem, method: &str) -> Option<&'a mut Operation> {
+    match method {
+        "get" => item.get.as_mut(),
+        "post" => item.post.as_mut(),
+        _ => None,
+    }
+}
+
+/// One problem+json response per HTTP status, naming the codes it stands for.
+fn add_problems(operation: &mut Operation, codes: &[ErrorCode]) {
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in codes {
+        by_status.entry(code.http_status()).or_default().push(*code);
+    }
+    for (status, codes) in by_status {
+        let described: Vec<String> =
+            codes.iter().map(|c| format!("`{}`: {}", c.as_str(), c.doc().title.trim_end_matches('.'))).collect();
+        let mut response = ResponseBuilder::new().description(described.join("; ")).content(
+            crate::error::PROBLEM_JSON,
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        );
+        if matches!(status, 405) {
+            response = response.header("Allow", string_header("The methods this route accepts."));
+        }
+        if matches!(status, 429 | 503) {
+            let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new().schema(seconds).description(Some("Seconds to wait before retrying.")).build(),
+            );
+        }
+        operation.responses.responses.insert(status.to_string(), RefOr::T(response.build()));
+    }
+}
+
+fn string_header(description: &str) -> utoipa::openapi::Header {
+    HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::String)).description(Some(description)).build()
+}
+
+fn request_id_header() -> utoipa::openapi::Header {
+    string_header(
+        "The request's id: the caller's `X-Request-Id` when well formed, else generated. Sent upstream and logged.",
+    )
+}
+
+/// `code` of a problem: every member of `ErrorCode::ALL`.
+#[derive(Debug)]
+pub struct ErrorCodeSchema;
+
+impl PartialSchema for ErrorCodeSchema {
+    fn schema() -> RefOr<Schema> {
+        let pages: Vec<String> =
+            ErrorCode::ALL.iter().map(|c| format!("`{}` (HTTP {})", c.as_str(), c.http_status())).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some(format!("The error code; `/errors/{{code}}` describes each: {}.", pages.join(", "))))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCodeSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ErrorCode")
+    }
+}
+
+/// `reason` of a `not_cancellable` problem.
+#[derive(Debug)]
+pub struct RefusalReasonSchema;
+
+impl PartialSchema for RefusalReasonSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(RefusalReason::ALL.iter().map(|r| r.as_str())))
+            .description(Some("Why the provider refuses (`not_cancellable` only)."))
+            .into()
+    }
+}
+
+impl ToSchema for RefusalReasonSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RefusalReason")
+    }
+}
+
+/// `metadata` of a request: at most 20 string entries, keys 1–40 characters, values at most 500.
+pub fn metadata_schema() -> Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, SchemaType};
+    let value = ObjectBuilder::new().schema_type(Type::String).max_length(Some(crate::api::MAX_METADATA_VALUE_CHARS));
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::api::MAX_METADATA_KEY_CHARS));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(value.build())))))
+        .property_names(Some(key))
+        .max_properties(Some(crate::api::MAX_METADATA_ENTRIES))
+        .description(Some("Stored and returned, never sent upstream."))
+        .into()
+}
+
+/// A provider id: every adapter the gateway is built with.
+#[derive(Debug)]
+pub struct ProviderIdSchema;
+
+impl PartialSchema for ProviderIdSchema {
+    fn schema() -> RefOr<Schema> {
+        let ids: Vec<&'static str> = crate::registry::adapters().iter().map(|a| a.id().as_str()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ids))
+            .description(Some("A provider id (fixed; also in URLs, config and metrics)."))
+            .into()
+    }
+}
+
+impl ToSchema for ProviderIdSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ProviderId")
+    }
+}
+
+/// An error answer: RFC 9457 problem+json with cancelgate's members (`error::Problem`).
+#[derive(Debug, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemSchema {
+    /// `/errors/{code}`: a page describing the code.
+    #[schema(rename = "type", example = "/errors/not_cancellable")]
+    pub type_: String,
+    #[schema(example = "Reservation cannot be cancelled")]
+    pub title: String,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599, example = 409)]
+    pub status: u16,
+    pub code: ErrorCodeSchema,
+    pub reason: Option<RefusalReasonSchema>,
+    pub detail: String,
+    /// Whether the same request may succeed later.
+    pub retryable: bool,
+    pub provider: Option<String>,
+    pub reference: Option<String>,
+    /// Present whenever a ledger record exists.
+    pub cancellation_id: Option<String>,
+    pub request_id: Option<String>,
+    /// Present whenever a provider answered.
+    pub upstream: Option<UpstreamProblemSchema>,
+    /// The offending field or header of an `invalid_request`.
+    pub param: Option<String>,
+    /// Present (true) when this answer replays a stored one.
+    pub replayed: Option<bool>,
+}
+
+/// What the provider answered, in a problem.
+#[derive(Debug, ToSchema)]
+#[schema(as = UpstreamProblem)]
+pub struct UpstreamProblemSchema {
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// The provider's body, verbatim (a string when it was not JSON).
+    pub body: serde_json::Value,
+}
+
+/// `GET /v1/cancellations`.
+#[derive(Debug, ToSchema)]
+#[schema(as = CancellationList)]
+pub struct CancellationListSchema {
+    /// Always `list`.
+    #[schema(pattern = "^list$", example = "list")]
+    pub object: String,
+    pub data: Vec<Cancellation>,
+    pub has_more: bool,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, ToSchema)]
+#[schema(as = Health)]
+pub struct HealthSchema {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// `GET /readyz`: `ready`, or `not_ready` with the failing checks.
+#[derive(Debug, ToSchema)]
+#[schema(as = Readiness)]
+pub struct ReadinessSchema {
+    #[schema(example = "ready")]
+    pub status: String,
+    pub checks: ReadinessChecksSchema,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = ReadinessChecks)]
+pub struct ReadinessChecksSchema {
+    #[schema(example = "ok")]
+    pub config: String,
+    /// `ok` or `unreachable`.
+    #[schema(example = "ok")]
+    pub ledger: String,
+    /// `ok` or `pending`.
+    #[schema(example = "ok")]
+    pub migrations: String,
+}
+
+/// `GET /errors/{code}` as JSON.
+#[derive(Debug, ToSchema)]
+#[schema(as = ErrorCodeDoc)]
+pub struct ErrorCodeDocSchema {
+    pub code: ErrorCodeSchema,
+    pub status: u16,
+    pub title: String,
+    pub meaning: String,
+    pub what_to_do: String,
+    pub retryable: bool,
+}
+
+/// `GET /errors` as JSON.
+#[derive(Debug, ToSchema)]
+#[schema(as = ErrorCodeList)]
+pub struct ErrorCodeListSchema {
+    #[schema(pattern = "^list$")]
+    pub object: String,
+    pub data: Vec<ErrorCodeDocSchema>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cancelgate",
+        description = "One HTTP API that cancels reservations and bookings at several upstream providers, \
+                       with one answer shape. Errors are RFC 9457 problem+json; every response carries `X-Request-Id`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        create_cancellation,
+        list_cancellations,
+        get_cancellation,
+        list_providers,
+        healthz,
+        readyz,
+        metrics,
+        openapi_json,
+        docs,
+        errors_index,
+        error_page
+    ),
+    components(schemas(
+        CancelBody,
+        Cancellation,
+        Status,
+        UpstreamSnapshot,
+        ProblemSchema,
+        UpstreamProblemSchema,
+        ErrorCodeSchema,
+        RefusalReasonSchema,
+        ProviderIdSchema,
+        CancellationListSchema,
+        crate::routes::ProviderList,
+        crate::routes::ProviderView,
+        crate::routes::ProviderHealth,
+        crate::routes::LatencyMs,
+        crate::routes::ProviderRateLimit
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "cancellations", description = "Cancel and audit (needs `Authorization: Bearer <client key>`)."),
+        (name = "operations", description = "Health, metrics, documentation (no key needed)."),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A client key (`Authorization: Bearer <client key>`); the development demo key is in the README."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+// ---- the operations (documentation only: the handlers are in `routes`) --------------------------
+
+/// Cancel a reservation or booking.
+///
+/// Answers `200` when the provider confirmed, `202` (`processing` or `needs_review`) when the
+/// outcome is not confirmed yet, otherwise a problem. Every authenticated, valid request
+/// creates a ledger record, refusals included.
+#[utoipa::path(
+    post, path = "/v1/cancellations", tag = "cancellations", operation_id = "createCancellation",
+    request_body(content = CancelBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
+         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII)."),
+        ("X-Request-Id" = Option<String>, Header,
+         description = "Echoed, sent upstream and logged when 1–128 of `A–Z a–z 0–9 - _ . : / + =`; any other value is replaced by a generated id."),
+        ("traceparent" = Option<String>, Header,
+         description = "W3C trace context; forwarded upstream when well formed, ignored otherwise."),
+    ),
+    responses(
+        (status = 200, description = "Cancelled: the provider confirmed (or a replay of an earlier confirmation).", body = Cancellation),
+        (status = 202, description = "Accepted, not confirmed: `processing` (driven in the background) or `needs_review`.",
+         body = Cancellation, headers(("Location" = String, description = "`/v1/cancellations/{id}`: where to read the outcome."))),
+    ),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn create_cancellation() {}
+
+/// List cancellations, newest first.
+#[utoipa::path(
+    get, path = "/v1/cancellations", tag = "cancellations", operation_id = "listCancellations",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1–100 (default 20)."),
+        ("starting_after" = Option<String>, Query, description = "The id of the last cancellation of the previous page."),
+        ("provider" = Option<String>, Query),
+        ("account" = Option<String>, Query),
+        ("reference" = Option<String>, Query),
+        ("status" = Option<Status>, Query),
+        ("created_gte" = Option<String>, Query, format = DateTime, description = "RFC 3339."),
+        ("created_lt" = Option<String>, Query, format = DateTime, description = "RFC 3339."),
+        ("X-Request-Id" = Option<String>, Header, description = "As on `POST /v1/cancellations`."),
+    ),
+    responses((status = 200, description = "One page.", body = CancellationListSchema)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn list_cancellations() {}
+
+/// One cancellation, as stored.
+#[utoipa::path(
+    get, path = "/v1/cancellations/{id}", tag = "cancellations", operation_id = "getCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 200, description = "The cancellation.", body = Cancellation)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn get_cancellation() {}
+
+/// Each provider: accounts (names only) and health.
+#[utoipa::path(
+    get, path = "/v1/providers", tag = "providers", operation_id = "listProviders",
+    responses((status = 200, description = "The configured providers.", body = crate::routes::ProviderList)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn list_providers() {}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "Alive.", body = HealthSchema)))]
+#[allow(dead_code)]
+fn healthz() {}
+
+/// Ready for traffic: configuration loaded, ledger reachable and migrated.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready.", body = ReadinessSchema),
+        (status = 503, description = "Not ready; `checks` says why.", body = ReadinessSchema),
+    ))]
+#[allow(dead_code)]
+fn readyz() {}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Metrics.", content_type = "text/plain", body = String)))]
+#[allow(dead_code)]
+fn metrics() {}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3.1.", body = Object)))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+/// Interactive documentation (works offline; redirects to `/docs/`).
+#[utoipa::path(get, path = "/docs", tag = "operations", operation_id = "docs",
+    responses(
+        (status = 200, description = "The docs page (after the redirect).", content_type = "text/html", body = String),
+        (status = 303, description = "To `/docs/`.", headers(("Location" = String))),
+    ))]
+#[allow(dead_code)]
+fn docs() {}
+
+/// Every error code: HTML, or JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/errors", tag = "operations", operation_id = "listErrorCodes",
+    responses((status = 200, description = "The error codes.", content(
+        (ErrorCodeListSchema = "application/json"),
+        (String = "text/html"),
+    ))))]
+#[allow(dead_code)]
+fn errors_index() {}
+
+/// What an error code means and what to do: HTML, or JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/errors/{code}", tag = "operations", operation_id = "getErrorCode",
+    params(("code" = ErrorCodeSchema, Path)),
+    responses((status = 200, description = "The code's page.", content(
+        (ErrorCodeDocSchema = "application/json"),
+        (String = "text/html"),
+    ))))]
+#[allow(dead_code)]
+fn error_page() {}

@@ -1,0 +1,250 @@
+//! Observability: one span per request, one event per upstream attempt, and the Prometheus
+//! metrics served at `/metrics`.
+//!
+//! The request span is created with every field `Empty`; handlers fill in what they learn
+//! (client, provider, account, reference, cancellation id) through [`record`] and
+//! [`record_provider`], and the middleware records the outcome, status and latency at the end.
+//! Only validated values are recorded (a provider the registry knows, a reference that passed
+//! its format check): nothing a caller sends goes raw into a log line or a metric label, and no
+//! secret is ever a field.
+//!
+//! One Prometheus recorder is installed per process ([`prometheus`], a `OnceLock`): every
+//! `Application` in the process (tests start many) shares it.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use cancelgate_core::ErrorCode;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use time::OffsetDateTime;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::request_id::{self, RequestId};
+use crate::trace_context::{self, TraceParent};
+
+/// Metric names (SPEC §2 names the first two; the rest are ours).
+pub mod names {
+    /// Counter `{provider, code, status}`: every answer; `code` is the error code or `ok`.
+    pub const REQUESTS_TOTAL: &str = "cancelgate_requests_total";
+    /// Histogram `{provider}`: time to answer, seconds.
+    pub const REQUEST_DURATION: &str = "cancelgate_request_duration_seconds";
+    /// Histogram `{provider, outcome}`: one upstream attempt, seconds.
+    pub const UPSTREAM_DURATION: &str = "cancelgate_upstream_duration_seconds";
+    /// Counter `{provider}`: attempts after the first for one cancellation.
+    pub const RETRIES_TOTAL: &str = "cancelgate_retries_total";
+    /// Gauge `{provider}`: upstream calls in flight.
+    pub const UPSTREAM_IN_FLIGHT: &str = "cancelgate_upstream_in_flight";
+    /// Gauge `{provider}`: 0 closed, 1 half open, 2 open.
+    pub const CIRCUIT_STATE: &str = "cancelgate_circuit_state";
+    /// Histogram `{op}`: one ledger operation, seconds (recorded by the ledger crate).
+    pub const LEDGER_DURATION: &str = cancelgate_ledger::LEDGER_DURATION;
+    /// Gauge: cancellations `processing` (the background queue).
+    pub const LEDGER_PROCESSING: &str = "cancelgate_ledger_processing";
+    /// Gauge: age of the oldest `processing` cancellation, seconds (0 when none).
+    pub const LEDGER_OLDEST_PROCESSING_AGE: &str = "cancelgate_ledger_oldest_processing_age_seconds";
+}
+
+/// Latency buckets, seconds: from a fast local answer to a slow provider's timeout.
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new().set_buckets(BUCKETS).unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        match metrics::set_global_recorder(recorder) {
+            Ok(()) => describe(),
+            // Another recorder (an embedding program's) owns the process: /metrics stays empty.
+            Err(_) => tracing::warn!("a metrics recorder was already installed; /metrics will not show cancelgate's"),
+        }
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(names::REQUESTS_TOTAL, "Answers by provider, error code (or ok) and HTTP status.");
+    describe_histogram!(names::REQUEST_DURATION, Unit::Seconds, "Time to answer a request.");
+    describe_histogram!(names::UPSTREAM_DURATION, Unit::Seconds, "One upstream attempt, by outcome.");
+    describe_counter!(names::RETRIES_TOTAL, "Upstream attempts after the first one of a cancellation.");
+    describe_gauge!(names::UPSTREAM_IN_FLIGHT, "Upstream calls in flight.");
+    describe_gauge!(names::CIRCUIT_STATE, "Circuit breaker state: 0 closed, 1 half open, 2 open.");
+    describe_histogram!(names::LEDGER_DURATION, Unit::Seconds, "One ledger operation.");
+    describe_gauge!(names::LEDGER_PROCESSING, "Cancellations still processing (the background queue).");
+    describe_gauge!(names::LEDGER_OLDEST_PROCESSING_AGE, Unit::Seconds, "Age of the oldest processing cancellation.");
+}
+
+/// Histograms are drained into their buckets here; without it they grow until the next scrape.
+pub fn spawn_upkeep() {
+    let handle = prometheus();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+/// What a handler learned about its request that a metric label needs.
+#[derive(Debug, Default)]
+struct Facts {
+    provider: Option<String>,
+}
+
+tokio::task_local! {
+    static FACTS: Arc<Mutex<Facts>>;
+}
+
+/// Record a field of the request span (`client`, `account`, `reference`, `cancellation_id`).
+/// Only values the gateway validated or generated: never raw input, never a secret.
+pub fn record(field: &'static str, value: &str) {
+    tracing::Span::current().record(field, value);
+}
+
+/// Record the (known, configured) provider of this request: on the span and as the metric label.
+pub fn record_provider(id: &str) {
+    record("provider", id);
+    let _ = FACTS.try_with(|facts| {
+        if let Ok(mut facts) = facts.lock() {
+            facts.provider = Some(id.to_owned());
+        }
+    });
+}
+
+/// Put on a response to say more than its status: `cancelled`, `processing`, `needs_review`.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
+
+/// The request span, the request metrics and the trace context, around every route.
+pub async fn middleware(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let trace = request.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        request_id = %request_id,
+        trace_id = Empty,
+        client = Empty,
+        provider = Empty,
+        account = Empty,
+        reference = Empty,
+        cancellation_id = Empty,
+        code = Empty,
+        outcome = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    if let Some(trace) = &trace {
+        span.record("trace_id", trace.trace_id());
+    }
+    let facts = Arc::new(Mutex::new(Facts::default()));
+    let response =
+        FACTS.scope(facts.clone(), trace_context::scope(trace, next.run(request))).instrument(span.clone()).await;
+
+    let latency = started.elapsed();
+    let status = response.status();
+    let code = response.extensions().get::<ErrorCode>().copied();
+    let code_label = match code {
+        Some(code) => code.as_str(),
+        None if status.is_client_error() || status.is_server_error() => "other",
+        None => "ok",
+    };
+    let outcome = response.extensions().get::<Outcome>().map_or(code_label, |o| o.0);
+    span.record("code", code_label);
+    span.record("outcome", outcome);
+    span.record("status", status.as_u16());
+    span.record("latency_ms", latency.as_millis() as u64);
+    let provider = facts.lock().ok().and_then(|mut f| f.provider.take()).unwrap_or_else(|| "none".to_owned());
+    metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
+        "status" => status.as_u16().to_string())
+    .increment(1);
+    metrics::histogram!(names::REQUEST_DURATION, "provider" => provider).record(latency.as_secs_f64());
+    let _entered = span.enter();
+    if status.is_server_error() {
+        tracing::warn!("request answered");
+    } else if route.starts_with("/v1") {
+        tracing::info!("request answered");
+    } else {
+        // Probes and scrapes: not worth a line each at the default level.
+        tracing::debug!("request answered");
+    }
+    drop(_entered);
+    response
+}
+
+/// The future a spawned driver task runs: the request's span and trace context follow it.
+pub fn follow<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    trace_context::scope(trace_context::current(), fut).instrument(tracing::Span::current())
+}
+
+/// One upstream attempt: its event and metrics. Returns the record unchanged, so the driver
+/// calls it in line where it stores the attempt.
+pub fn upstream_attempt(
+    provider: &str,
+    cancellation_id: &str,
+    attempt: u32,
+    record: cancelgate_ledger::AttemptResult,
+) -> cancelgate_ledger::AttemptResult {
+    metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider.to_owned(), "outcome" => record.outcome.clone())
+        .record(record.latency_ms as f64 / 1000.0);
+    if attempt > 1 {
+        metrics::counter!(names::RETRIES_TOTAL, "provider" => provider.to_owned()).increment(1);
+    }
+    let request_id = request_id::current();
+    tracing::info!(
+        provider,
+        cancellation_id,
+        attempt,
+        outcome = %record.outcome,
+        upstream_status = record.http_status,
+        latency_ms = record.latency_ms,
+        request_id = request_id.as_ref().map(RequestId::as_str),
+        "upstream attempt"
+    );
+    record
+}
+
+/// Counts one upstream call in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    pub fn start(provider: &str) -> Self {
+        let gauge = metrics::gauge!(names::UPSTREAM_IN_FLIGHT, "provider" => provider.to_owned());
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// The circuit gauge: 0 closed, 1 half open, 2 open (refreshed at each scrape).
+pub fn set_circuit_state(provider: &str, state: crate::resilience::CircuitState) {
+    use crate::resilience::CircuitState;
+    let value = match state {
+        CircuitState::Closed => 0.0,
+        CircuitState::HalfOpen => 1.0,
+        CircuitState::Open => 2.0,
+    };
+    metrics::gauge!(names::CIRCUIT_STATE, "provider" => provider.to_owned()).set(value);
+}
+
+/// The background queue, from `Ledger::stats()` (refreshed at each scrape).
+pub fn set_ledger_backlog(stats: &cancelgate_ledger::Stats, now: OffsetDateTime) {
+    metrics::gauge!(names::LEDGER_PROCESSING).set(stats.processing as f64);
+    let age = stats.oldest_processing_created_at.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+    metrics::gauge!(names::LEDGER_OLDEST_PROCESSING_AGE).set(age);
+}
