@@ -9,6 +9,7 @@ mod bad_input;
 mod chargeapi;
 mod frontpayment;
 mod helpers;
+mod idempotency;
 mod newcomer;
 mod operations;
 mod secrets;
