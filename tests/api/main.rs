@@ -7,9 +7,15 @@
 mod accommodation;
 mod bad_input;
 mod chargeapi;
+mod concurrency;
+mod crash;
 mod frontpayment;
 mod helpers;
 mod idempotency;
 mod newcomer;
 mod operations;
+mod postgres;
+#[path = "../../crates/ledger/tests/support/postgres_env.rs"]
+mod postgres_env;
+mod process;
 mod secrets;
