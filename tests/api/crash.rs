@@ -177,26 +177,23 @@ async fn killed_after_the_ledger_recorded_the_cancellation_nothing_is_sent_again
     assert_eq!((calls.received, calls.committed), (1, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_between_recording_the_answer_and_ending_the_record_it_is_cancelled_without_sending_again() {
-    let (provider, reference) = (SimulatedProvider::ChargeApi, "res_crashWindow01");
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    // The dead gateway's attempt cancelled it at the provider.
-    sandbox.create(provider, &json!({"id": reference, "status": "cancelled"})).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let env = crash_env(&sandbox, dir.path());
-    // What a gateway killed between its two ledger writes leaves on disk, written as it did:
-    // the attempt and the provider's confirming answer are recorded, the record still processing.
-    let (id, dead, now) = ("can_01JDKILLEDBETWEENWRITES00", "gw_dead", OffsetDateTime::now_utc());
-    let ledger =
-        Ledger::connect(&env.iter().find(|(k, _)| k == "CANCELGATE__LEDGER__URL").unwrap().1, LedgerOptions::default())
-            .await
-            .unwrap();
+/// What a gateway killed between its two ledger writes after an answer leaves on disk, written
+/// as it did: the attempt and the provider's answer recorded, the record still `processing`.
+async fn leave_an_answered_attempt(
+    ledger_url: &str,
+    id: &str,
+    reference: &str,
+    outcome: &str,
+    status: u16,
+    body: &Value,
+) {
+    let (dead, now) = ("gw_dead", OffsetDateTime::now_utc());
+    let ledger = Ledger::connect(ledger_url, LedgerOptions::default()).await.unwrap();
     ledger.migrate().await.unwrap();
     let new = NewCancellation {
         id: id.to_owned(),
         client: "demo".to_owned(),
-        provider: provider.id().to_owned(),
+        provider: "chargeapi".to_owned(),
         account: "default".to_owned(),
         reference: reference.to_owned(),
         idempotency_key: None,
@@ -209,24 +206,61 @@ async fn killed_between_recording_the_answer_and_ending_the_record_it_is_cancell
     };
     assert!(matches!(ledger.begin(new).await.unwrap(), Begin::Fresh(_)));
     let n = ledger.start_attempt(id, dead, now).await.unwrap();
-    let answer =
-        json!({"id": reference, "object": "reservation", "status": "cancelled", "updated": "2026-04-01T01:38:06.924Z"});
     let result = AttemptResult {
         finished_at: now,
         latency_ms: 40,
-        outcome: "cancelled".to_owned(),
-        http_status: Some(200),
-        body: Some(answer.clone()),
+        outcome: outcome.to_owned(),
+        http_status: Some(status),
+        body: Some(body.clone()),
         error: None,
     };
     ledger.finish_attempt(id, n, result).await.unwrap();
     ledger.close().await;
+}
+
+fn ledger_url(env: &[(String, String)]) -> &str {
+    &env.iter().find(|(k, _)| k == "CANCELGATE__LEDGER__URL").unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_recording_the_answer_and_ending_the_record_it_is_cancelled_without_sending_again() {
+    let (provider, reference) = (SimulatedProvider::ChargeApi, "res_crashWindow01");
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    // The dead gateway's attempt cancelled it at the provider.
+    sandbox.create(provider, &json!({"id": reference, "status": "cancelled"})).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = crash_env(&sandbox, dir.path());
+    let id = "can_01JDKILLEDBETWEENWRITES00";
+    let answer =
+        json!({"id": reference, "object": "reservation", "status": "cancelled", "updated": "2026-04-01T01:38:06.924Z"});
+    leave_an_answered_attempt(ledger_url(&env), id, reference, "cancelled", 200, &answer).await;
 
     let (_gateway, record) = restart_until_final(&sandbox, dir.path(), id).await;
 
+    // Not sent again: a resend would hear "already cancelled", and with no ambiguous attempt
+    // before it, that would read as a refusal of a cancellation we made.
     assert_eq!(record["status"], "cancelled", "{record:#}");
     assert_eq!(record["cancelled_at"], "2026-04-01T01:38:06.924Z", "the provider's time, from the recorded answer");
     assert_eq!(record["attempts"], 1);
     assert_eq!(record["upstream"], json!({"status": 200, "body": answer}));
     assert_eq!(sandbox.total_cancel_requests(provider), 0, "a confirmed cancel is never sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_recording_a_refusal_and_ending_the_record_it_fails_without_sending_again() {
+    let (provider, reference) = (SimulatedProvider::ChargeApi, seeds::CHARGEAPI_UNKNOWN);
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = crash_env(&sandbox, dir.path());
+    let id = "can_01JDKILLEDBETWEENWRITES01";
+    let answer = json!({"error": {"type": "invalid_request_error", "code": "resource_missing"}});
+    leave_an_answered_attempt(ledger_url(&env), id, reference, "refused", 404, &answer).await;
+
+    let (_gateway, record) = restart_until_final(&sandbox, dir.path(), id).await;
+
+    assert_eq!(record["status"], "failed", "{record:#}");
+    assert_eq!(record["error"]["code"], "not_found");
+    assert_eq!(record["error"]["cancellation_id"], id);
+    assert_eq!(record["attempts"], 1);
+    assert_eq!(sandbox.total_cancel_requests(provider), 0, "a final answer is never asked for again");
 }
