@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cancelgate_gateway::{Application, Settings};
@@ -12,6 +12,20 @@ pub const DEMO_KEY: &str = "cg_demo_key_local_only";
 /// The shipped configuration directory (the tests use it as a newcomer would).
 pub fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// Copies a directory tree (a config directory a test then edits).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 /// One mock upstream per provider.
@@ -53,6 +67,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra_env: HashMap<String, String>) -> TestApp {
+    spawn_app_in(&config_dir(), extra_env).await
+}
+
+/// As [`spawn_app_with`], with the configuration read from `config` instead of the shipped one.
+pub async fn spawn_app_in(config: &Path, extra_env: HashMap<String, String>) -> TestApp {
     let upstreams = Upstreams::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut env = HashMap::from([
@@ -68,7 +87,7 @@ pub async fn spawn_app_with(extra_env: HashMap<String, String>) -> TestApp {
         ("CANCELGATE__PROVIDERS__ACCOMMODATION__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
     ]);
     env.extend(extra_env);
-    let settings = Settings::load_with_env(&config_dir(), Some(env)).expect("shipped config loads");
+    let settings = Settings::load_with_env(config, Some(env)).expect("the config loads");
     let logs = LogCapture::install();
     let app = Application::build(settings).await.expect("gateway starts");
     let addr = app.local_addr();

@@ -7,13 +7,20 @@
 mod accommodation;
 mod bad_input;
 mod chargeapi;
+mod concurrency;
+mod crash;
 mod deploy;
 mod frontpayment;
 mod helpers;
+mod idempotency;
 mod newcomer;
 mod observability;
 mod openapi;
 mod operations;
+mod postgres;
+#[path = "../../crates/ledger/tests/support/postgres_env.rs"]
+mod postgres_env;
+mod process;
 mod resilience;
 mod sandbox_outcomes;
 mod secrets;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode};
+use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse};
 use cancelgate_ledger::{
     AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record, Status,
 };
@@ -61,6 +61,18 @@ impl Driver {
         let entry = job.prepared.entry.clone();
         let policy = &entry.settings.retry;
         let lease = self.ledger.lease();
+        // Resumed after a crash between recording an attempt's answer and ending the record: that
+        // answer settles it. Sending again would repeat a confirmed cancel (SPEC §6), and the
+        // provider's "already cancelled" would then read as a refusal.
+        if job.attempts > 0
+            && let Some(verdict) = self.recorded_verdict(&job).await?
+        {
+            let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
+            if let Some(tx) = early.take() {
+                let _ = tx.send(Early::Final(Box::new(record.clone())));
+            }
+            return Ok(record);
+        }
         loop {
             let admission = match job.admission.take() {
                 Some(admission) => admission,
@@ -127,6 +139,31 @@ impl Driver {
             }
             return Ok(record);
         }
+    }
+
+    /// The verdict of the record's last attempt when its answer was recorded and was final
+    /// (re-classified from the stored status and body, in the context of the attempts before it).
+    async fn recorded_verdict(&self, job: &Job) -> Result<Option<Verdict>, LedgerError> {
+        let attempts = self.ledger.attempts(&job.record_id).await?;
+        let Some(last) = attempts.last().filter(|a| SETTLING_OUTCOMES.contains(&a.outcome.as_str())) else {
+            return Ok(None);
+        };
+        let Some(status) = last.http_status.and_then(|s| http::StatusCode::from_u16(s).ok()) else {
+            return Ok(None);
+        };
+        let body = match &last.body {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(json) => json.to_string(),
+        };
+        let response = HttpResponse::new(status, body);
+        // `ambiguous` is recomputed from every attempt; the last one, settled, adds nothing to it.
+        let context = AttemptContext { after_ambiguous: job.ambiguous };
+        let outcome = job.prepared.entry.adapter.classify_cancel(&response, context);
+        Ok(match Verdict::of(AttemptResult::Answered { outcome, response }) {
+            Verdict::Unsettled(_) => None,
+            settled => Some(settled),
+        })
     }
 
     async fn pause(&self, job: &Job, unsettled: &Unsettled) {
@@ -276,6 +313,9 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
         AttemptResult::Answered { .. } => (Health::Success, None),
     }
 }
+
+/// The labels of [`attempt_record`] whose answer ends the record.
+const SETTLING_OUTCOMES: [&str; 4] = ["cancelled", "refused", "rate_limited", "needs_review"];
 
 /// The ledger's view of one attempt: a short outcome label, and the bounded answer.
 fn attempt_record(result: &AttemptResult, started: Instant) -> AttemptRecord {

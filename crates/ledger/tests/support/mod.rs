@@ -10,8 +10,9 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+mod postgres_env;
+
 use std::future::Future;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use cancelgate_ledger::{Backend, Ledger, LedgerOptions, redact_url};
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
 
-pub const POSTGRES_URL_VAR: &str = "CANCELGATE_TEST_POSTGRES_URL";
+pub use postgres_env::{POSTGRES_URL_VAR, postgres_base_url, with_search_path};
 
 /// What a test body gets: a migrated ledger, and the URL to open a raw connection with.
 #[derive(Debug, Clone)]
@@ -36,10 +37,6 @@ impl Env {
 
 pub fn options() -> LedgerOptions {
     LedgerOptions { max_connections: 8, acquire_timeout: Duration::from_secs(30), ..LedgerOptions::default() }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 /// A name no other test (of this or a concurrent process) uses.
@@ -82,27 +79,6 @@ where
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-/// The base URL, or `None` (after saying so) when PostgreSQL tests are skipped.
-fn postgres_base_url(test: &str) -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if in_ci() => panic!(
-            "CI is set but {POSTGRES_URL_VAR} is not: the PostgreSQL variant of {test} must run in CI \
-             (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test)"
-        ),
-        _ => {
-            // Straight to stderr: libtest captures `eprintln!` of passing tests.
-            let _ = writeln!(std::io::stderr(), "skipped: postgres::{test} (set {POSTGRES_URL_VAR} to run it)");
-            None
-        }
-    }
-}
-
-pub fn with_search_path(base: &str, schema: &str) -> String {
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options[search_path]={schema}")
 }
 
 async fn admin_connection(base: &str) -> PgConnection {
