@@ -373,3 +373,52 @@ async fn the_listing_is_newest_first_paginated_and_filtered() {
     let (status, _, page) = list(&app, "?limit=100").await;
     assert_eq!((status, page["data"].as_array().unwrap().len()), (200, 5));
 }
+
+#[tokio::test]
+async fn a_restricted_client_lists_only_what_it_may_use_in_full_pages() {
+    // The second client may use only chargeapi's `default` account; lists come from the
+    // environment as comma-separated values.
+    let env = HashMap::from([
+        ("CANCELGATE__CLIENTS__OTHER__KEY_SHA256".to_owned(), OTHER_KEY_SHA256.to_owned()),
+        ("CANCELGATE__CLIENTS__OTHER__PROVIDERS".to_owned(), "chargeapi/default".to_owned()),
+    ]);
+    let app = crate::helpers::spawn_app_with(env).await;
+    mount_cancelled(&app, Duration::ZERO).await;
+    Mock::given(method("POST"))
+        .and(path("/api/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"status": "cancelled"}})))
+        .mount(&app.upstreams.accommodation)
+        .await;
+    // Interleaved: chargeapi, accommodation, chargeapi, accommodation, ...
+    for n in 0..4 {
+        for body in [
+            json!({"provider": "chargeapi", "reference": format!("res_list{n}")}),
+            json!({"provider": "accommodation", "reference": format!("BK_LIST_{n}")}),
+        ] {
+            let (status, _, answer) = post(&app, DEMO_KEY, None, &body.to_string()).await;
+            assert_eq!(status, 200, "{answer:#}");
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/cancellations?limit=2{cursor}")))
+            .bearer_auth(OTHER_KEY)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, page) = read(response).await;
+        assert_eq!(status, 200, "{page:#}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.iter().all(|c| c["provider"] == "chargeapi"), "{page:#}");
+        seen.extend(data.iter().map(|c| c["reference"].as_str().unwrap().to_owned()));
+        if page["has_more"] != true {
+            break;
+        }
+        assert_eq!(data.len(), 2, "a page is full while more follow: {page:#}");
+        cursor = format!("&starting_after={}", data[1]["id"].as_str().unwrap());
+    }
+    assert_eq!(seen, ["res_list3", "res_list2", "res_list1", "res_list0"]);
+}

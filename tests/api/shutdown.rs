@@ -36,6 +36,8 @@ fn start(workdir: &Path, upstream: &str) -> (Running, String) {
         .env("CANCELGATE__LEDGER__URL", format!("sqlite://{}/ledger.db", workdir.display()))
         .env("CANCELGATE__PROVIDERS__CHARGEAPI__BASE_URL", upstream)
         .env("CANCELGATE__PROVIDERS__CHARGEAPI__TIMEOUT_MS", "20000")
+        // The lease must outlast an attempt (checked at start).
+        .env("CANCELGATE__LEDGER__LEASE_MS", "60000")
         .env("CANCELGATE__LIMITS__RESPOND_WITHIN_MS", "2500")
         .env("CANCELGATE__LIMITS__SHUTDOWN_GRACE_MS", GRACE_MS.to_string())
         .env("RUST_LOG", "info")

@@ -93,8 +93,9 @@ pub struct LogSettings {
 pub struct ClientSettings {
     /// Hex SHA-256 of the client's key; the key itself is never stored.
     pub key_sha256: String,
-    /// `["*"]` for everything, or provider ids, or `provider/account` pairs.
-    #[serde(default)]
+    /// `["*"]` for everything, or provider ids, or `provider/account` pairs. From the
+    /// environment as a comma-separated string (`CANCELGATE__CLIENTS__X__PROVIDERS=chargeapi,frontpayment`).
+    #[serde(default, deserialize_with = "list_or_csv")]
     pub providers: Vec<String>,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -269,6 +270,21 @@ mod defaults {
     }
 }
 
+/// A list from a file, or a comma-separated string from an environment variable (which can
+/// only carry strings; the `config` crate's own list parsing would need every key named up front).
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(deserializer)? {
+        ListOrCsv::List(list) => list,
+        ListOrCsv::Csv(csv) => csv.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
 /// Configuration could not be loaded; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -383,6 +399,18 @@ impl Settings {
             }
             if !(0.0..=1.0).contains(&provider.retry.budget_ratio) {
                 return Err(SettingsError::invalid(key("retry.budget_ratio"), "must be in [0, 1]"));
+            }
+            // The lease is renewed between attempts: it must outlast one attempt and the pause
+            // before the next, or another replica could take the record over mid-attempt and send
+            // a second cancel at the same time.
+            let needed = provider.connect_timeout_ms + provider.timeout_ms + provider.retry.backoff_max_ms;
+            if self.ledger.lease_ms <= needed {
+                return Err(SettingsError::invalid(
+                    "ledger.lease_ms",
+                    format!(
+                        "must be longer than providers.{id}'s connect_timeout_ms + timeout_ms + retry.backoff_max_ms ({needed} ms)"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -558,6 +586,24 @@ mod tests {
         let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
         let e = Registry::build(&s).unwrap_err().to_string();
         assert!(e.contains("providers.chargeapi.accounts.default.secret_key: missing"), "{e}");
+    }
+
+    #[test]
+    fn lists_come_from_the_environment_as_comma_separated_values() {
+        let dir = dir_with(&format!("{GATEWAY}[clients.c]\nkey_sha256 = \"{}\"\n", "a".repeat(64)), CHARGEAPI);
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[("CANCELGATE__CLIENTS__C__PROVIDERS", "chargeapi, frontpayment/eu")]),
+        )
+        .unwrap();
+        assert_eq!(s.clients["c"].providers, ["chargeapi", "frontpayment/eu"]);
+    }
+
+    #[test]
+    fn a_lease_shorter_than_an_attempt_is_refused() {
+        let dir = dir_with(&format!("{GATEWAY}lease_ms = 3000\n"), CHARGEAPI);
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("ledger.lease_ms") && e.contains("providers.chargeapi"), "{e}");
     }
 
     #[test]

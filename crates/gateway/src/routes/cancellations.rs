@@ -207,17 +207,36 @@ pub async fn list(
         created_gte: time("created_gte", q.created_gte)?,
         created_lt: time("created_lt", q.created_lt)?,
     };
-    let page = state.driver.ledger.list(&filter, limit, q.starting_after.as_deref()).await.map_err(|e| match e {
-        LedgerError::UnknownCursor(_) => ApiError::invalid("starting_after", "`starting_after` names no cancellation."),
-        other => ledger_error(other),
-    })?;
-    let data: Vec<_> = page
-        .records
-        .iter()
-        .filter(|r| client.may_use(&r.provider, &r.account))
-        .map(|r| cancellation(r, false))
-        .collect();
-    Ok(Json(json!({"object": "list", "data": data, "has_more": page.has_more})).into_response())
+    // A client sees the cancellations of the provider accounts it may use. Records it may not
+    // see are skipped page by page, so a page is full whenever more visible records exist.
+    let mut data = Vec::new();
+    let mut cursor = q.starting_after;
+    let has_more = loop {
+        let page = state.driver.ledger.list(&filter, limit, cursor.as_deref()).await.map_err(|e| match e {
+            LedgerError::UnknownCursor(_) => {
+                ApiError::invalid("starting_after", "`starting_after` names no cancellation.")
+            }
+            other => ledger_error(other),
+        })?;
+        let mut records = page.records.iter();
+        for record in records.by_ref() {
+            cursor = Some(record.id.clone());
+            if client.may_use(&record.provider, &record.account) {
+                data.push(cancellation(record, false));
+                if data.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        if data.len() == limit as usize {
+            // Full: more follow if this page had more records after the last one taken.
+            break records.next().is_some() || page.has_more;
+        }
+        if !page.has_more {
+            break false;
+        }
+    };
+    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
 }
 
 fn shed_error(shed: Shed) -> ApiError {
