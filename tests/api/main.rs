@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accommodation;
+mod authz;
 mod bad_input;
 mod chargeapi;
 mod frontpayment;
 mod helpers;
+mod hostile;
 mod newcomer;
 mod operations;
+mod properties;
 mod secrets;

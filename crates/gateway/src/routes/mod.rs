@@ -9,12 +9,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use cancelgate_core::ErrorCode;
 
+use crate::conn_limits;
 use crate::error::ApiError;
 use crate::request_id;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
+    let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let v1 = Router::new()
         .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
         .route("/v1/cancellations/{id}", get(cancellations::get));
@@ -29,6 +31,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
         })
         .layer(DefaultBodyLimit::max(max_body))
+        // A body that trickles in (or never comes) is cut after `limits.body_read_timeout_ms`.
+        .layer(axum::middleware::from_fn_with_state(body_within, conn_limits::body_deadline))
         // Outermost: every response, errors and fallbacks included, carries the request id.
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)
