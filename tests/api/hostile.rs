@@ -530,33 +530,18 @@ fn assert_bounded_upstream(what: &str, upstream: &Value) {
     }
 }
 
-#[tokio::test]
-async fn hostile_upstream_answers_get_a_documented_code_and_a_bounded_echo() {
-    // Backoff capped low: an upstream `Retry-After` is honoured only up to the cap.
-    let app: TestApp = spawn_app_with(HashMap::from([(
+/// Backoff capped low: an upstream `Retry-After` is honoured only up to the cap.
+async fn spawn_fast_retries() -> TestApp {
+    spawn_app_with(HashMap::from([(
         "CANCELGATE__PROVIDERS__CHARGEAPI__RETRY__BACKOFF_MAX_MS".to_owned(),
         "50".to_owned(),
     )]))
-    .await;
-    let big_json = json!({"error": {"code": "reservation_cancelled", "message": "m".repeat(200 * 1024)}}).to_string();
-    assert!(big_json.len() < 256 * 1024, "just under the executor's read limit");
-    let mid_json = json!({"error": {"code": "reservation_completed", "message": "m".repeat(10 * 1024)}});
-    let deep_json = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
-    let fifty_mib = vec![b'x'; 50 * 1024 * 1024];
-    let cases: Vec<(&str, ResponseTemplate)> = vec![
-        ("res_huge200", ResponseTemplate::new(200).set_body_bytes(fifty_mib.clone())),
-        ("res_huge500", ResponseTemplate::new(500).set_body_bytes(fifty_mib)),
-        ("res_noise400", ResponseTemplate::new(400).set_body_bytes(noise(100_000))),
-        ("res_noise200", ResponseTemplate::new(200).set_body_bytes(noise(3_000))),
-        ("res_invalidutf8", ResponseTemplate::new(409).set_body_bytes(vec![0xff; 10_000])),
-        ("res_bigjson", ResponseTemplate::new(400).set_body_raw(big_json, "application/json")),
-        ("res_midjson", ResponseTemplate::new(409).set_body_json(mid_json.clone())),
-        ("res_deepjson", ResponseTemplate::new(400).set_body_raw(deep_json, "application/json")),
-        ("res_hugeheader", ResponseTemplate::new(200).insert_header("x-filler", "a".repeat(512 * 1024).as_str())),
-        ("res_badretryafter", ResponseTemplate::new(429).insert_header("retry-after", "99999999999999999999")),
-        ("res_maxretryafter", ResponseTemplate::new(429).insert_header("retry-after", "18446744073709551615")),
-        ("res_retryafter503", ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615")),
-    ];
+    .await
+}
+
+/// Each chargeapi reference answered by its template: the gateway's answer (and, when it went on
+/// in the background, the final record) has a documented code and a bounded echo.
+async fn check_upstream_cases(app: &TestApp, cases: Vec<(&str, ResponseTemplate)>) {
     let documented = [200, 202, 403, 404, 409, 422, 429, 502, 503, 504];
     for (reference, template) in cases {
         Mock::given(method("POST"))
@@ -579,10 +564,53 @@ async fn hostile_upstream_answers_get_a_documented_code_and_a_bounded_echo() {
                 assert_ne!(error["code"], "internal");
             }
         }
-        if reference == "res_midjson" {
-            assert_eq!(body["upstream"]["body"], mid_json, "a JSON answer that fits is echoed verbatim");
-        }
     }
     assert!(!app.logs.text().contains("\"internal error\""));
     assert_healthy(app.addr).await;
+}
+
+#[tokio::test]
+async fn a_50_mib_upstream_body_is_cut_and_echoed_bounded() {
+    let app = spawn_fast_retries().await;
+    let fifty_mib = vec![b'x'; 50 * 1024 * 1024];
+    check_upstream_cases(
+        &app,
+        vec![
+            ("res_huge200", ResponseTemplate::new(200).set_body_bytes(fifty_mib.clone())),
+            ("res_huge500", ResponseTemplate::new(500).set_body_bytes(fifty_mib)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_upstream_answers_get_a_documented_code_and_a_bounded_echo() {
+    let app = spawn_fast_retries().await;
+    let big_json = json!({"error": {"code": "reservation_cancelled", "message": "m".repeat(200 * 1024)}}).to_string();
+    assert!(big_json.len() < 256 * 1024, "just under the executor's read limit");
+    let deep_json = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    check_upstream_cases(
+        &app,
+        vec![
+            ("res_noise400", ResponseTemplate::new(400).set_body_bytes(noise(100_000))),
+            ("res_noise200", ResponseTemplate::new(200).set_body_bytes(noise(3_000))),
+            ("res_invalidutf8", ResponseTemplate::new(409).set_body_bytes(vec![0xff; 10_000])),
+            ("res_bigjson", ResponseTemplate::new(400).set_body_raw(big_json, "application/json")),
+            ("res_deepjson", ResponseTemplate::new(400).set_body_raw(deep_json, "application/json")),
+            ("res_hugeheader", ResponseTemplate::new(200).insert_header("x-filler", "a".repeat(512 * 1024).as_str())),
+            ("res_badretryafter", ResponseTemplate::new(429).insert_header("retry-after", "99999999999999999999")),
+            ("res_maxretryafter", ResponseTemplate::new(429).insert_header("retry-after", "18446744073709551615")),
+            ("res_retryafter503", ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615")),
+        ],
+    )
+    .await;
+    // A JSON answer that fits is echoed verbatim.
+    let mid_json = json!({"error": {"code": "reservation_completed", "message": "m".repeat(10 * 1024)}});
+    Mock::given(method("POST"))
+        .and(path("/v1/reservations/res_midjson/cancel"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(mid_json.clone()))
+        .mount(&app.upstreams.chargeapi)
+        .await;
+    let (status, _, body) = read(app.cancel(json!({"provider": "chargeapi", "reference": "res_midjson"})).await).await;
+    assert_eq!((status, &body["upstream"]["body"]), (409, &mid_json), "{body:#}");
 }
