@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accommodation;
+mod authz;
 mod bad_input;
 mod chargeapi;
 mod concurrency;
@@ -12,6 +13,7 @@ mod crash;
 mod deploy;
 mod frontpayment;
 mod helpers;
+mod hostile;
 mod idempotency;
 mod newcomer;
 mod observability;
@@ -21,6 +23,7 @@ mod postgres;
 #[path = "../../crates/ledger/tests/support/postgres_env.rs"]
 mod postgres_env;
 mod process;
+mod properties;
 mod resilience;
 mod sandbox_outcomes;
 mod secrets;

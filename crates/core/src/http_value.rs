@@ -11,6 +11,15 @@ use secrecy::SecretString;
 /// How much of an upstream body is kept as text when it is not JSON (records, problems, logs).
 pub const UPSTREAM_TEXT_LIMIT: usize = 4096;
 
+/// The largest upstream JSON body kept verbatim in a record and echoed in `upstream.body`.
+///
+/// The executor may read far more (its `max_response_bytes`, 256 KiB by default) so that a
+/// large but complete answer can still be classified; but every record stores, and every
+/// problem and replay repeats, what is kept. A provider's real answers are well under 2 KiB, so
+/// a JSON body over this size is kept like any other oversized body: as a text excerpt of at
+/// most [`UPSTREAM_TEXT_LIMIT`] bytes.
+pub const UPSTREAM_JSON_LIMIT: usize = 16 * 1024;
+
 #[derive(Debug, Clone)]
 pub enum HeaderValueKind {
     Plain(String),
@@ -107,23 +116,35 @@ impl HttpResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
-    /// What is recorded and echoed of the body: the JSON value verbatim when the body is JSON,
-    /// otherwise its text (lossy UTF-8) cut to [`UPSTREAM_TEXT_LIMIT`] bytes; `null` when empty.
+    /// What is recorded and echoed of the body: the JSON value verbatim when the body is JSON of
+    /// at most [`UPSTREAM_JSON_LIMIT`] bytes, otherwise its text (lossy UTF-8) cut to
+    /// [`UPSTREAM_TEXT_LIMIT`] bytes; `null` when empty.
     pub fn body_for_record(&self) -> serde_json::Value {
         if self.body.is_empty() {
             return serde_json::Value::Null;
         }
-        if let Some(v) = self.json_value() {
+        if self.body.len() <= UPSTREAM_JSON_LIMIT
+            && let Some(v) = self.json_value()
+        {
             return v;
         }
         serde_json::Value::String(self.text_excerpt())
     }
 
-    /// The body as text, lossy and cut at a character boundary to [`UPSTREAM_TEXT_LIMIT`] bytes.
+    /// The body as text, lossy and cut at a character boundary to at most [`UPSTREAM_TEXT_LIMIT`]
+    /// bytes. (Lossy decoding turns each invalid byte into a 3-byte U+FFFD, so the text is cut
+    /// after decoding, not only before.)
     pub fn text_excerpt(&self) -> String {
         let end = self.body.len().min(UPSTREAM_TEXT_LIMIT);
-        let text = String::from_utf8_lossy(&self.body[..end]);
-        text.into_owned()
+        let mut text = String::from_utf8_lossy(&self.body[..end]).into_owned();
+        if text.len() > UPSTREAM_TEXT_LIMIT {
+            let mut cut = UPSTREAM_TEXT_LIMIT;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        text
     }
 
     /// `Retry-After` as a duration, when sent as delta-seconds (the HTTP-date form is ignored:
@@ -175,7 +196,27 @@ mod tests {
     fn text_excerpt_never_splits_into_invalid_utf8() {
         let body = "é".repeat(UPSTREAM_TEXT_LIMIT);
         let res = HttpResponse::new(StatusCode::OK, body);
-        assert!(res.text_excerpt().len() <= UPSTREAM_TEXT_LIMIT + 3);
+        assert!(res.text_excerpt().len() <= UPSTREAM_TEXT_LIMIT);
+    }
+
+    #[test]
+    fn invalid_utf8_never_grows_past_the_text_limit() {
+        // Every byte invalid: lossy decoding alone would triple the size.
+        let res = HttpResponse::new(StatusCode::BAD_GATEWAY, vec![0xff_u8; 3 * UPSTREAM_TEXT_LIMIT]);
+        let serde_json::Value::String(text) = res.body_for_record() else { panic!("expected text") };
+        assert!(text.len() <= UPSTREAM_TEXT_LIMIT, "{}", text.len());
+        assert!(text.starts_with('\u{fffd}'));
+    }
+
+    #[test]
+    fn large_json_is_kept_as_bounded_text_not_verbatim() {
+        let small = serde_json::json!({"message": "x".repeat(UPSTREAM_JSON_LIMIT - 100)}).to_string();
+        assert!(HttpResponse::new(StatusCode::BAD_REQUEST, small).body_for_record().is_object());
+        let large = serde_json::json!({"message": "x".repeat(UPSTREAM_JSON_LIMIT)}).to_string();
+        let large = HttpResponse::new(StatusCode::BAD_REQUEST, large);
+        assert!(large.json_value().is_some(), "still readable by the classifier");
+        let serde_json::Value::String(text) = large.body_for_record() else { panic!("expected text") };
+        assert!(text.len() <= UPSTREAM_TEXT_LIMIT);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod transport;
 
 pub use account::{Account, CredentialField, MissingCredential};
 pub use code::{ErrorCode, RefusalReason};
-pub use http_value::{Header, HeaderValueKind, HttpRequest, HttpResponse, UPSTREAM_TEXT_LIMIT};
+pub use http_value::{Header, HeaderValueKind, HttpRequest, HttpResponse, UPSTREAM_JSON_LIMIT, UPSTREAM_TEXT_LIMIT};
 pub use outcome::{AttemptContext, Confirmation, Effect, Outcome, Refusal, UpstreamFault};
 pub use provider::{AttemptError, BuildError, CancelProvider, CancelRequest, Capabilities, ProviderId};
 pub use reference::{InvalidReference, Reference, check_reference};

@@ -122,10 +122,11 @@ impl CancelBody {
     }
 }
 
-/// serde names the field in "unknown field `x`" and "missing field `x`" messages.
+/// serde names the field in "unknown field `x`, expected …" and "missing field `x`" messages.
+/// (A caller's unknown field may itself hold a backtick: the name ends where serde's text resumes.)
 fn field_named_in(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
-    let end = rest.find('`')?;
+    let end = rest.find("`, expected").or_else(|| rest.rfind('`'))?;
     Some(rest[..end].to_owned())
 }
 
@@ -214,12 +215,145 @@ mod tests {
     fn errors_name_the_field() {
         assert_eq!(param_of(r#"{"provider":"chargeapi"}"#), "reference");
         assert_eq!(param_of(r#"{"provider":"chargeapi","reference":"r","refrence":"x"}"#), "refrence");
+        assert_eq!(param_of(r#"{"provider":"chargeapi","reference":"r","a`b":"x"}"#), "a`b");
         assert_eq!(param_of(r#"{"provider":"chargeapi","reference":5}"#), "reference");
         assert_eq!(param_of(r#"{"provider":"chargeapi","reference":"r","metadata":{"a":1}}"#), "metadata.a");
         assert_eq!(param_of(r#"[]"#), "body");
         assert_eq!(param_of(r#"{"#), "body");
         let long = "x".repeat(501);
         assert_eq!(param_of(&format!(r#"{{"provider":"chargeapi","reference":"r","reason":"{long}"}}"#)), "reason");
+    }
+
+    #[test]
+    fn deep_nesting_is_a_400_not_a_stack_overflow() {
+        // serde_json stops at 128 levels; the fingerprint and the typed parse only ever see less.
+        for depth in [129, 10_000, 60_000] {
+            let array = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert_eq!(param_of(&array), "body");
+            let in_metadata = format!(r#"{{"provider":"chargeapi","reference":"r","metadata":{{"a":{array}}}}}"#);
+            assert_eq!(param_of(&in_metadata), "body");
+            let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+            assert_eq!(param_of(&objects), "body");
+        }
+        let shallow = format!(
+            r#"{{"provider":"chargeapi","reference":"r","metadata":{{"a":{}1{}}}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(param_of(&shallow), "metadata.a");
+    }
+
+    /// Every field a request may name, and what the `param` of its errors may be.
+    fn documented_param(param: &str) -> bool {
+        matches!(param, "body" | "provider" | "reference" | "account" | "reason" | "language" | "metadata")
+            || param.starts_with("metadata.")
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map(".{0,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A string that is sometimes plausible, sometimes hostile: any Unicode, control characters,
+    /// and lengths around every limit.
+    fn field_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,80}",
+            "[A-Za-z_-]{0,20}",
+            "[\\x00-\\x20\\x7f\"\\\\/]{0,10}",
+            (0usize..3, 0usize..8).prop_map(|(limit, extra)| {
+                let n = [MAX_ACCOUNT_CHARS, MAX_REASON_CHARS, MAX_METADATA_KEY_CHARS][limit] + extra - 4;
+                "é".repeat(n)
+            }),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parse_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = CancelBody::parse(&bytes) {
+                prop_assert_eq!(e.code, cancelgate_core::ErrorCode::InvalidRequest);
+                prop_assert!(e.param.as_deref().is_some_and(|p| !p.is_empty()), "{:?}", e);
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_gets_a_body_or_a_400_naming_a_field(
+            fields in proptest::collection::btree_map(
+                prop_oneof![
+                    Just("provider".to_owned()), Just("reference".to_owned()), Just("account".to_owned()),
+                    Just("reason".to_owned()), Just("language".to_owned()), Just("metadata".to_owned()),
+                    ".{0,10}",
+                ],
+                json_value(),
+                0..8,
+            )
+        ) {
+            let known = ["provider", "reference", "account", "reason", "language", "metadata"];
+            let body = serde_json::Value::Object(fields.clone().into_iter().collect()).to_string();
+            match CancelBody::parse(body.as_bytes()) {
+                Ok((parsed, _)) => {
+                    prop_assert!(fields.keys().all(|k| known.contains(&k.as_str())));
+                    prop_assert!(!parsed.provider.is_empty());
+                }
+                Err(e) => {
+                    let param = e.param.clone().unwrap_or_default();
+                    let unknown_field = fields.contains_key(&param) && !known.contains(&param.as_str());
+                    prop_assert!(documented_param(&param) || unknown_field, "{} -> {:?}", body, e);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_strings_in_each_field_fit_the_limits_or_are_named(
+            provider in field_string(), reference in field_string(), account in proptest::option::of(field_string()),
+            reason in proptest::option::of(field_string()), language in proptest::option::of(field_string()),
+            metadata in proptest::option::of(proptest::collection::btree_map(field_string(), field_string(), 0..24)),
+        ) {
+            let mut body = serde_json::json!({"provider": provider, "reference": reference});
+            for (name, value) in [("account", &account), ("reason", &reason), ("language", &language)] {
+                if let Some(v) = value {
+                    body[name] = serde_json::Value::from(v.as_str());
+                }
+            }
+            if let Some(m) = &metadata {
+                body["metadata"] = serde_json::json!(m);
+            }
+            match CancelBody::parse(body.to_string().as_bytes()) {
+                Ok((parsed, _)) => {
+                    let chars = |s: &str| s.chars().count();
+                    prop_assert!(chars(&parsed.provider) <= MAX_PROVIDER_CHARS);
+                    prop_assert!(parsed.account.as_deref().is_none_or(|a| (1..=MAX_ACCOUNT_CHARS).contains(&chars(a))));
+                    prop_assert!(parsed.reason.as_deref().is_none_or(|r| chars(r) <= MAX_REASON_CHARS));
+                    prop_assert!(parsed.language.as_deref().is_none_or(|l| l.len() <= MAX_LANGUAGE_CHARS
+                        && l.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')));
+                    let m = parsed.metadata.unwrap_or_default();
+                    prop_assert!(m.len() <= MAX_METADATA_ENTRIES);
+                    prop_assert!(m.iter().all(|(k, v)| chars(k) <= MAX_METADATA_KEY_CHARS && chars(v) <= MAX_METADATA_VALUE_CHARS));
+                }
+                Err(e) => {
+                    let param = e.param.clone().unwrap_or_default();
+                    prop_assert!(documented_param(&param) && param != "body", "{:?}", e);
+                }
+            }
+        }
     }
 
     #[test]

@@ -80,4 +80,25 @@ mod tests {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn idempotency_key_is_printable_ascii_or_refused(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let expected = (1..=IdempotencyKey::MAX_LEN).contains(&raw.len()) && raw.iter().all(|b| (0x20..=0x7e).contains(b));
+            match IdempotencyKey::parse(&raw) {
+                Ok(key) => {
+                    prop_assert!(expected);
+                    prop_assert_eq!(key.as_str().as_bytes(), &raw[..]);
+                    // Stored and logged: it can never carry a line break or a control character.
+                    prop_assert!(http::HeaderValue::from_str(key.as_str()).is_ok());
+                }
+                Err(e) => {
+                    prop_assert!(!expected);
+                    prop_assert_eq!(e.param.as_deref(), Some("Idempotency-Key"));
+                }
+            }
+        }
+    }
 }

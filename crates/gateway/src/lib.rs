@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cancel;
 pub mod clients;
+pub mod conn_limits;
 pub mod driver;
 pub mod error;
 pub mod executor;

@@ -79,4 +79,18 @@ mod tests {
         assert!(RequestId::parse("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0").is_some());
         assert!(RequestId::generate().as_str().starts_with("req_"));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn an_accepted_id_cannot_inject_anything(raw in prop_oneof![".{0,140}", "[ -~]{0,140}", "[a-z0-9\\r\\n:=-]{0,20}"]) {
+            if let Some(id) = RequestId::parse(&raw) {
+                let s = id.as_str();
+                prop_assert!(s.len() <= MAX_LEN && !s.is_empty());
+                prop_assert!(!s.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'"' || b == b'\\' || b >= 0x80));
+                prop_assert!(HeaderValue::from_str(s).is_ok());
+            }
+        }
+    }
 }

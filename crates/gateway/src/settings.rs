@@ -67,6 +67,18 @@ pub struct Limits {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// The request line and headers must arrive within this time (see `conn_limits`).
+    #[serde(default = "defaults::header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// The whole request body must arrive within this time of the request head.
+    #[serde(default = "defaults::body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Bytes of request line and headers together; over it, `431`.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Header fields per request; over it, `431`.
+    #[serde(default = "defaults::max_headers")]
+    pub max_headers: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +87,10 @@ impl Default for Limits {
             max_body_bytes: defaults::max_body_bytes(),
             respond_within_ms: defaults::respond_within_ms(),
             shutdown_grace_ms: defaults::shutdown_grace_ms(),
+            header_read_timeout_ms: defaults::header_read_timeout_ms(),
+            body_read_timeout_ms: defaults::body_read_timeout_ms(),
+            max_header_bytes: defaults::max_header_bytes(),
+            max_headers: defaults::max_headers(),
         }
     }
 }
@@ -94,8 +110,8 @@ pub struct ClientSettings {
     /// Hex SHA-256 of the client's key; the key itself is never stored.
     pub key_sha256: String,
     /// `["*"]` for everything, or provider ids, or `provider/account` pairs. From the
-    /// environment as a comma-separated string (`CANCELGATE__CLIENTS__X__PROVIDERS=chargeapi,frontpayment`).
-    #[serde(default, deserialize_with = "list_or_csv")]
+    /// environment (`CANCELGATE__CLIENTS__{NAME}__PROVIDERS`), a comma-separated list.
+    #[serde(default, deserialize_with = "list_or_commas")]
     pub providers: Vec<String>,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
@@ -226,6 +242,18 @@ mod defaults {
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
+    pub fn header_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn body_read_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn max_headers() -> usize {
+        64
+    }
     pub fn client_per_second() -> u32 {
         100
     }
@@ -270,18 +298,17 @@ mod defaults {
     }
 }
 
-/// A list from a file, or a comma-separated string from an environment variable (which can
-/// only carry strings; the `config` crate's own list parsing would need every key named up front).
-fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// A list of strings, or one string of comma-separated items (environment variables are strings).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum ListOrCsv {
+    enum ListOrCommas {
         List(Vec<String>),
-        Csv(String),
+        Commas(String),
     }
-    Ok(match ListOrCsv::deserialize(deserializer)? {
-        ListOrCsv::List(list) => list,
-        ListOrCsv::Csv(csv) => csv.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(items) => items,
+        ListOrCommas::Commas(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
     })
 }
 
@@ -360,6 +387,21 @@ impl Settings {
     fn check(&self) -> Result<(), SettingsError> {
         if self.limits.max_body_bytes == 0 {
             return Err(SettingsError::invalid("limits.max_body_bytes", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
+            ("limits.body_read_timeout_ms", self.limits.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::invalid(key, "must be at least 1 ms"));
+            }
+        }
+        // hyper needs room for at least a request line and a few headers.
+        if self.limits.max_header_bytes < 1024 {
+            return Err(SettingsError::invalid("limits.max_header_bytes", "must be at least 1024"));
+        }
+        if self.limits.max_headers == 0 {
+            return Err(SettingsError::invalid("limits.max_headers", "must be at least 1"));
         }
         for (name, client) in &self.clients {
             let hash = &client.key_sha256;
@@ -473,6 +515,10 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "ledger.lease_ms = {}", s.ledger.lease_ms)?;
         writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
         writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
+        writeln!(f, "limits.header_read_timeout_ms = {}", s.limits.header_read_timeout_ms)?;
+        writeln!(f, "limits.body_read_timeout_ms = {}", s.limits.body_read_timeout_ms)?;
+        writeln!(f, "limits.max_header_bytes = {}", s.limits.max_header_bytes)?;
+        writeln!(f, "limits.max_headers = {}", s.limits.max_headers)?;
         for (name, c) in &s.clients {
             writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
             writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;
@@ -589,14 +635,34 @@ mod tests {
     }
 
     #[test]
-    fn lists_come_from_the_environment_as_comma_separated_values() {
-        let dir = dir_with(&format!("{GATEWAY}[clients.c]\nkey_sha256 = \"{}\"\n", "a".repeat(64)), CHARGEAPI);
+    fn client_grants_come_from_a_list_or_a_comma_separated_env_value() {
+        let hash = "0".repeat(64);
+        let dir = dir_with(
+            &format!("{GATEWAY}[clients.a]\nkey_sha256 = \"{hash}\"\nproviders = [\"chargeapi\"]\n"),
+            CHARGEAPI,
+        );
         let s = Settings::load_with_env(
             dir.path(),
-            env(&[("CANCELGATE__CLIENTS__C__PROVIDERS", "chargeapi, frontpayment/eu")]),
+            env(&[
+                ("CANCELGATE__CLIENTS__B__KEY_SHA256", &hash),
+                ("CANCELGATE__CLIENTS__B__PROVIDERS", "chargeapi/eu, frontpayment"),
+            ]),
         )
         .unwrap();
-        assert_eq!(s.clients["c"].providers, ["chargeapi", "frontpayment/eu"]);
+        assert_eq!(s.clients["a"].providers, ["chargeapi"]);
+        assert_eq!(s.clients["b"].providers, ["chargeapi/eu", "frontpayment"]);
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let dir = dir_with(GATEWAY, CHARGEAPI);
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        assert_eq!((s.limits.header_read_timeout_ms, s.limits.body_read_timeout_ms), (10_000, 10_000));
+        assert_eq!((s.limits.max_header_bytes, s.limits.max_headers), (16 * 1024, 64));
+        let e = Settings::load_with_env(dir.path(), env(&[("CANCELGATE__LIMITS__BODY_READ_TIMEOUT_MS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.body_read_timeout_ms"), "{e}");
     }
 
     #[test]

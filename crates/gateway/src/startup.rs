@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -79,31 +78,12 @@ impl Application {
         // Replicas look for expired leases at least every 2 s (SPEC §5).
         self.state.driver.spawn_background(self.state.registry.clone(), std::time::Duration::from_secs(1));
         crate::telemetry::spawn_upkeep();
-        let grace = Duration::from_millis(self.state.settings.limits.shutdown_grace_ms);
+        let limits = crate::conn_limits::ConnLimits::from_settings(&self.state.settings.limits);
         let app = routes::router(self.state);
-        // On the signal: stop accepting, let requests in flight finish, but never past the grace.
+        // hyper with a timer (header read timeout, head size limits); on the signal it stops
+        // accepting and lets requests in flight finish, but never past `limits.shutdown_grace_ms`.
         // Work left in the background stays `processing` in the ledger and resumes at the next start.
-        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        };
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal).into_future();
-        let grace_over = async move {
-            if stopped.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            served = server => served.map_err(StartError::Serve),
-            () = grace_over => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64,
-                    "shutdown grace over with requests still in flight: stopping; their cancellations stay processing and resume at the next start");
-                Ok(())
-            }
-        }
+        crate::conn_limits::serve(self.listener, app, limits, shutdown).await.map_err(StartError::Serve)
     }
 }
 

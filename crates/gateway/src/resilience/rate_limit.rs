@@ -11,6 +11,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::clients::Clients;
 
+/// The longest a provider's `Retry-After` keeps the gateway away.
+pub const MAX_BLOCK: Duration = Duration::from_secs(300);
+
 /// A steady rate with a burst of one second's worth (or as configured), plus an optional block
 /// until a provider's `Retry-After`.
 #[derive(Debug)]
@@ -43,8 +46,10 @@ impl RateLimit {
         self.limiter.check().map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
+    /// Keep away for `wait` (a provider's `Retry-After`), between 1 s and [`MAX_BLOCK`]: a
+    /// provider's header must never be able to shut it off for good (or overflow the clock).
     pub fn block_for(&self, wait: Duration) {
-        let until = Instant::now() + wait.max(Duration::from_secs(1));
+        let until = Instant::now() + wait.clamp(Duration::from_secs(1), MAX_BLOCK);
         let mut blocked = self.blocked_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if blocked.is_none_or(|current| current < until) {
             *blocked = Some(until);
@@ -98,5 +103,7 @@ mod tests {
         assert!(wait > Duration::from_secs(2));
         limit.block_for(Duration::from_secs(1));
         assert!(limit.blocked_for().unwrap() > Duration::from_secs(2), "a shorter block never shortens a longer one");
+        limit.block_for(Duration::from_secs(u64::MAX));
+        assert!(limit.blocked_for().unwrap() <= MAX_BLOCK, "an absurd Retry-After is capped, never an overflow");
     }
 }

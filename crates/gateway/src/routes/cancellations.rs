@@ -143,9 +143,11 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     Caller(client): Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("No cancellation with this id.");
+    // An id that is not even UTF-8 (`%FF`) names no cancellation either, in the problem shape.
+    let Ok(Path(id)) = id else { return Err(not_found()) };
     if id.len() > 64 {
         return Err(not_found());
     }
@@ -393,7 +395,10 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
     } else {
-        ApiError::invalid("body", "The request body could not be read.")
+        ApiError::invalid(
+            "body",
+            "The request body could not be read: it was cut, malformed, or did not arrive within the time limit.",
+        )
     }
 }
 

@@ -13,6 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use cancelgate_core::ErrorCode;
 
+use crate::conn_limits;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{openapi, request_id, telemetry};
@@ -40,6 +41,7 @@ fn docs() -> Router<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
+    let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let v1 = Router::new()
         .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
         .route("/v1/cancellations/{id}", get(cancellations::get))
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
         })
         .layer(DefaultBodyLimit::max(max_body))
+        // A body that trickles in (or never comes) is cut after `limits.body_read_timeout_ms`.
+        .layer(axum::middleware::from_fn_with_state(body_within, conn_limits::body_deadline))
         // The request span and metrics: inside the request id, which they record.
         .layer(axum::middleware::from_fn(telemetry::middleware))
         // Outermost: every response, errors and fallbacks included, carries the request id.

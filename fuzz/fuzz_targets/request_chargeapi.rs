@@ -1,0 +1,10 @@
+#![no_main]
+//! Any string as a chargeapi reference (plus reason and language): accepted ones stay in the path.
+
+#[path = "common.rs"]
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::reference_and_request(
+    &cancelgate_provider_chargeapi::ChargeApi,
+    data
+));
