@@ -115,7 +115,14 @@ async fn cancel(
     (started.elapsed(), result)
 }
 
-async fn probes(client: &reqwest::Client, gateway: &str, tag: &str, label: &str, count: usize, every: Duration) -> Value {
+async fn probes(
+    client: &reqwest::Client,
+    gateway: &str,
+    tag: &str,
+    label: &str,
+    count: usize,
+    every: Duration,
+) -> Value {
     let mut latencies = Vec::new();
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..count {
@@ -130,7 +137,8 @@ async fn probes(client: &reqwest::Client, gateway: &str, tag: &str, label: &str,
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = args().map_err(|e| format!("inflight: {e}"))?;
-    let flood_client = reqwest::Client::builder().timeout(a.timeout).pool_idle_timeout(Duration::from_secs(5)).build()?;
+    let flood_client =
+        reqwest::Client::builder().timeout(a.timeout).pool_idle_timeout(Duration::from_secs(5)).build()?;
     let probe_client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let rss_before = a.gateway_pid.and_then(|p| proc_status_kb(p, "VmRSS:"));
 
@@ -160,7 +168,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..a.n {
         // Spread the connects over the ramp, so the listen backlog is not the thing measured.
         let due = a.ramp.mul_f64(i as f64 / a.n.max(1) as f64);
-        let (client, gateway, reference) = (flood_client.clone(), a.gateway.clone(), format!("res_benchIF{}n{i}", a.tag));
+        let (client, gateway, reference) =
+            (flood_client.clone(), a.gateway.clone(), format!("res_benchIF{}n{i}", a.tag));
         let (in_flight, max_in_flight) = (in_flight.clone(), max_in_flight.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until((started + due).into()).await;

@@ -13,8 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::StatusCode;
 
 // The providers' documented answers, as the adapters' own tests read them.
-const CHARGE_200: &str =
-    include_str!("../../provider-chargeapi/tests/fixtures/chargeapi-cancel__200-cancelled.json");
+const CHARGE_200: &str = include_str!("../../provider-chargeapi/tests/fixtures/chargeapi-cancel__200-cancelled.json");
 const CHARGE_400: &str =
     include_str!("../../provider-chargeapi/tests/fixtures/sandbox__400-reservation-already-cancelled.json");
 const FRONT_202: &str =
@@ -40,8 +39,18 @@ fn request(adapter: &dyn CancelProvider, reference: &str) -> CancelRequest {
 
 fn adapters() -> [(&'static str, Box<dyn CancelProvider>, Account, &'static str); 3] {
     [
-        ("chargeapi", Box::new(ChargeApi), Account::new("default").with_secret("secret_key", "ch_sk_test_bench"), CHARGE_REF),
-        ("frontpayment", Box::new(FrontPayment), Account::new("default").with_secret("token", "fp_bench_token"), FRONT_REF),
+        (
+            "chargeapi",
+            Box::new(ChargeApi),
+            Account::new("default").with_secret("secret_key", "ch_sk_test_bench"),
+            CHARGE_REF,
+        ),
+        (
+            "frontpayment",
+            Box::new(FrontPayment),
+            Account::new("default").with_secret("token", "fp_bench_token"),
+            FRONT_REF,
+        ),
         (
             "accommodation",
             Box::new(Accommodation),
