@@ -74,13 +74,15 @@ impl Driver {
             return Ok(record);
         }
         loop {
-            let admission = match job.admission.take() {
-                Some(admission) => admission,
-                None => entry.guard.admit_patiently().await,
+            let (admission, just_begun) = match job.admission.take() {
+                Some(admission) => (admission, true),
+                None => (entry.guard.admit_patiently().await, false),
             };
-            // Renewed once admitted: waiting for room may have taken a while.
+            // Renewed once admitted: waiting for room may have taken a while. Not for the first
+            // attempt of the request that began the record: `begin` wrote this lease moments ago,
+            // `start_attempt` checks it anyway, and a renewal would cost a commit (an fsync).
             let now = OffsetDateTime::now_utc();
-            if !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
+            if !just_begun && !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
                 // Someone else drives it now (or it is final): never two drivers for one record.
                 return Err(LedgerError::LeaseLost { id: job.record_id });
             }

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Turns bench/run's per-scenario lines into bench/results/<stamp>.json and .md, and prints the table.
+
+Usage: report.py SCENARIOS.jsonl OUT_STEM [--setting key=value ...]
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001 - machine facts are best effort
+        return ""
+
+
+def machine():
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": sh("nproc"),
+        "cpu_model": model,
+        "memory": sh("free -h | awk '/^Mem:/ {print $2}'"),
+        "kernel": platform.release(),
+        "wrk": sh("wrk -v 2>&1 | head -1"),
+        "nginx": sh("nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1"),
+        "rustc": sh("rustc --version"),
+    }
+
+
+def ms(us):
+    return None if us is None else us / 1000.0
+
+
+def fmt(v, nd=3):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def derive(rows):
+    """Per repeat: ratios against nginx (throughput) and added latency against direct (latency)."""
+    out = []
+    for r in rows:
+        d = dict(r)
+        n = r["requests"] or 1
+        d["errors_total"] = sum(r["errors"].values())
+        d["proxy_cpu_s_per_1k"] = None if r["proxy_cpu_s"] is None else r["proxy_cpu_s"] / n * 1000
+        d["sandbox_cpu_s_per_1k"] = r["sandbox_cpu_s"] / n * 1000
+        same = [x for x in rows if x["rep"] == r["rep"] and x["kind"] == r["kind"]]
+        direct = next((x for x in same if x["label"] == "direct"), None)
+        nginx = next((x for x in same if x["label"] == "nginx"), None)
+        lat = r["latency_us"]
+        if direct and r["label"] != "direct":
+            d["added_p50_ms"] = ms(lat["p50"] - direct["latency_us"]["p50"])
+            d["added_p99_ms"] = ms(lat["p99"] - direct["latency_us"]["p99"])
+        else:
+            d["added_p50_ms"] = d["added_p99_ms"] = None
+        d["rps_ratio_vs_nginx"] = r["rps"] / nginx["rps"] if nginx and r["label"] != "direct" else None
+        out.append(d)
+    return out
+
+
+def name(r):
+    return r["label"] + (f" ({r['ledger']})" if r.get("ledger") else "")
+
+
+def tables(rows, settings):
+    md = []
+    for rep in sorted({r["rep"] for r in rows}):
+        for kind in ("throughput", "latency"):
+            sel = [r for r in rows if r["rep"] == rep and r["kind"] == kind]
+            if not sel:
+                continue
+            if kind == "throughput":
+                title = (f"Run {rep}, throughput: closed loop, {sel[0]['conns']} connections, "
+                         f"{settings.get('duration_s', '?')} s each")
+            else:
+                title = (f"Run {rep}, latency: {sel[0]['conns']} connections paced to ~{settings.get('lat_rate', '?')} "
+                         f"req/s in all ({sel[0]['delay_ms']} ms between a connection's requests)")
+            md.append(f"### {title}\n")
+            md.append("| scenario | req/s | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | "
+                      "× nginx req/s | proxy CPU s/1k req | sandbox CPU s/1k req | proxy peak RSS MB | errors | busy before % |")
+            md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for r in sel:
+                lat = r["latency_us"]
+                rss = None if r["proxy_peak_rss_kb"] is None else r["proxy_peak_rss_kb"] / 1024
+                md.append("| " + " | ".join([
+                    name(r), fmt(r["rps"], 0), fmt(ms(lat["p50"])), fmt(ms(lat["p99"])), fmt(ms(lat["p999"])),
+                    fmt(r["added_p50_ms"]), fmt(r["added_p99_ms"]), fmt(r["rps_ratio_vs_nginx"], 2),
+                    fmt(r["proxy_cpu_s_per_1k"]), fmt(r["sandbox_cpu_s_per_1k"]), fmt(rss, 1),
+                    str(r["errors_total"]), str(r.get("busy_before_pct", "–")),
+                ]) + " |")
+            md.append("")
+    return "\n".join(md)
+
+
+def targets(rows):
+    """SPEC §6 targets of issue 9, judged per repeat with the ledger on."""
+    lines = ["| run | ledger | gateway/nginx req/s (≥ 0.80) | added p50 ms (≤ 0.3) | added p99 ms (≤ 1.0) |",
+             "|---|---|---:|---:|---:|"]
+    for rep in sorted({r["rep"] for r in rows}):
+        for ledger in sorted({r["ledger"] for r in rows if r.get("ledger")}):
+            t = next((r for r in rows if r["rep"] == rep and r["label"] == "gateway" and r["ledger"] == ledger
+                      and r["kind"] == "throughput"), None)
+            lt = next((r for r in rows if r["rep"] == rep and r["label"] == "gateway" and r["ledger"] == ledger
+                       and r["kind"] == "latency"), None)
+
+            def mark(v, ok):
+                return "–" if v is None else f"{v:.2f} {'✅' if ok(v) else '❌'}"
+
+            lines.append(f"| {rep} | {ledger} | "
+                         f"{mark(t and t['rps_ratio_vs_nginx'], lambda v: v >= 0.8)} | "
+                         f"{mark(lt and lt['added_p50_ms'], lambda v: v <= 0.3)} | "
+                         f"{mark(lt and lt['added_p99_ms'], lambda v: v <= 1.0)} |")
+    return "\n".join(lines)
+
+
+def main():
+    src, stem = sys.argv[1], sys.argv[2]
+    settings = {}
+    args = sys.argv[3:]
+    while args:
+        if args[0] == "--setting":
+            k, v = args[1].split("=", 1)
+            settings[k] = v
+            args = args[2:]
+        else:
+            raise SystemExit(f"unknown argument {args[0]}")
+    rows = derive([json.loads(line) for line in open(src) if line.strip()])
+    m = machine()
+    stamp = os.path.basename(stem)
+    doc = {"stamp": stamp, "machine": m, "settings": settings, "scenarios": rows}
+    with open(stem + ".json", "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    md = [f"# bench/run {stamp}\n",
+          f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory']} memory, Linux {m['kernel']}; "
+          f"{m['wrk']}; {m['nginx']}; {m['rustc']}.\n",
+          "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + ".\n",
+          "Latencies are wrk's (from the request's first byte written to the answer's last byte read). "
+          "`added` is against `direct` in the same run and kind; `× nginx` is req/s against nginx's in the "
+          "same run. CPU is utime+stime of the proxy process(es) (nginx master+workers, or the gateway) and of "
+          "the sandbox during the measured run; peak RSS is VmHWM, reset before each run. `busy before` is how busy "
+          "both CPUs were in the second before the run (other work on the machine; ~0 is a clean run).\n",
+          "## Targets\n", targets(rows), "", "## Results\n", tables(rows, settings)]
+    text = "\n".join(md) + "\n"
+    with open(stem + ".md", "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+//! Nothing here: this crate only holds the criterion benchmarks in `benches/` (see BENCHMARKS.md).
