@@ -39,3 +39,23 @@ async fn health() {
     let (status, _, body) = read(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
     assert_eq!((status, body), (200, json!({"status": "ok"})));
 }
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_sqlite_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        let env = std::collections::HashMap::from([
+            ("CANCELGATE__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("CANCELGATE__LEDGER__URL".to_owned(), format!("sqlite://{}/data/ledger.db", dir.path().display())),
+        ]);
+        cancelgate_gateway::Settings::load_with_env(&crate::helpers::config_dir(), Some(env)).unwrap()
+    };
+    let first = cancelgate_gateway::Application::build(settings()).await.unwrap();
+    // It resumes every processing record at start: two owners would drive the same records.
+    let second = cancelgate_gateway::Application::build(settings()).await.unwrap_err();
+    assert!(matches!(second, cancelgate_gateway::StartError::LedgerInUse { .. }), "{second}");
+    assert!(second.to_string().contains("in use by another cancelgate process"));
+    drop(first);
+    let third = cancelgate_gateway::Application::build(settings()).await;
+    assert!(third.is_ok(), "the lock goes with its owner: {:?}", third.err());
+}

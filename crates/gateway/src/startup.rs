@@ -23,6 +23,12 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "the SQLite ledger {path} is in use by another cancelgate process (one process owns a SQLite ledger; use PostgreSQL for several replicas)"
+    )]
+    LedgerInUse { path: String },
+    #[error("cannot lock the SQLite ledger {path}: {source}")]
+    LedgerLock { path: String, source: std::io::Error },
 }
 
 #[derive(Debug)]
@@ -30,6 +36,8 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// Held while serving: the exclusive lock of a SQLite ledger (see [`own_sqlite_ledger`]).
+    sqlite_owner: Option<std::fs::File>,
 }
 
 impl Application {
@@ -41,6 +49,10 @@ impl Application {
                 "the published demo client key (see README) is accepted: never run this configuration in production"
             );
         }
+        let sqlite_owner = {
+            use secrecy::ExposeSecret;
+            own_sqlite_ledger(settings.ledger.url.expose_secret())?
+        };
         let driver = Driver { ledger: connect_ledger(&settings).await?, owner: new_owner_id() };
         if settings.ledger.migrate_on_start {
             driver.ledger.migrate().await?;
@@ -58,7 +70,7 @@ impl Application {
             client_limits,
             driver,
         };
-        Ok(Self { listener, addr, state })
+        Ok(Self { listener, addr, state, sqlite_owner })
     }
 
     /// The bound address (port 0 in the settings gives a free port).
@@ -74,6 +86,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let _sqlite_owner = self.sqlite_owner;
         tracing::info!(addr = %self.addr, "cancelgate listening");
         // Replicas look for expired leases at least every 2 s (SPEC §5).
         self.state.driver.spawn_background(self.state.registry.clone(), std::time::Duration::from_secs(1));
@@ -84,6 +97,30 @@ impl Application {
         // accepting and lets requests in flight finish, but never past `limits.shutdown_grace_ms`.
         // Work left in the background stays `processing` in the ledger and resumes at the next start.
         crate::conn_limits::serve(self.listener, app, limits, shutdown).await.map_err(StartError::Serve)
+    }
+}
+
+/// A SQLite ledger has one owner process: at start it resumes EVERY `processing` record at once
+/// (SPEC §5), which is right only if no other process is driving them. An exclusive lock on
+/// `<file>.lock`, held while serving, turns a second `serve` on the same file into a clear error
+/// instead of two drivers. The OS drops the lock when the process dies (kill -9 included).
+fn own_sqlite_ledger(url: &str) -> Result<Option<std::fs::File>, StartError> {
+    let Some(rest) = url.strip_prefix("sqlite:") else { return Ok(None) };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let io = |source| StartError::LedgerLock { path: path.to_owned(), source };
+    if let Some(dir) = std::path::Path::new(&lock_path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::LedgerInUse { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
     }
 }
 

@@ -205,12 +205,10 @@ impl Db {
                     SqliteSync::Normal => SqliteSynchronous::Normal,
                 });
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !in_memory {
-                if let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: e.into() })?;
-                }
+            if !in_memory && let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: e.into() })?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
