@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse};
-use cancelgate_ledger::{
-    AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record, Status,
-};
+use cancelgate_ledger::{AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -422,9 +420,4 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
         // `run` never finishes an unsettled verdict; were it to, the honest state is review.
         Verdict::Unsettled(unsettled) => finish(job, exhausted(unsettled, true)),
     }
-}
-
-/// Whether a record is final (answers replay) or still driven.
-pub fn is_final(record: &Record) -> bool {
-    record.status != Status::Processing
 }
