@@ -120,18 +120,31 @@ impl TestApp {
         (status, body)
     }
 
-    /// Poll `GET /v1/cancellations/{id}` until the cancellation is no longer `processing` (10 s at most).
+    /// Poll until the cancellation is no longer `processing` (10 s at most).
     pub async fn wait_final(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let (status, body) = self.get_cancellation(id).await;
-            assert_eq!(status, 200, "{body:#}");
-            if body["status"] != "processing" {
-                return body;
-            }
-            assert!(std::time::Instant::now() < deadline, "still processing: {body:#}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        poll_until_final(&self.client, &self.url(""), id, std::time::Duration::from_secs(10)).await
+    }
+}
+
+/// Poll `GET {base}/v1/cancellations/{id}` (as the demo client) until the cancellation is no
+/// longer `processing`, at most `within`; every answer on the way must be a 200.
+pub async fn poll_until_final(client: &reqwest::Client, base: &str, id: &str, within: std::time::Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let response = client
+            .get(format!("{base}/v1/cancellations/{id}"))
+            .bearer_auth(DEMO_KEY)
+            .timeout(within)
+            .send()
+            .await
+            .expect("the gateway answers");
+        let (status, _, body) = read(response).await;
+        assert_eq!(status, 200, "{body:#}");
+        if body["status"] != "processing" {
+            return body;
         }
+        assert!(std::time::Instant::now() < deadline, "still processing after {within:?}: {body:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -238,23 +251,7 @@ impl SandboxApp {
     }
 
     pub async fn wait_final(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        loop {
-            let response = self
-                .client
-                .get(self.url(&format!("/v1/cancellations/{id}")))
-                .bearer_auth(DEMO_KEY)
-                .send()
-                .await
-                .unwrap();
-            let (status, _, body) = read(response).await;
-            assert_eq!(status, 200, "{body:#}");
-            if body["status"] != "processing" {
-                return body;
-            }
-            assert!(std::time::Instant::now() < deadline, "still processing: {body:#}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        poll_until_final(&self.client, &self.url(""), id, std::time::Duration::from_secs(15)).await
     }
 
     /// The final cancellation behind an answer (polling when it was a 202).

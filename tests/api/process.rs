@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cancelgate_sandbox::{Sandbox, SimulatedProvider};
 use serde_json::Value;
 
-use crate::helpers::{DEMO_KEY, config_dir, read};
+use crate::helpers::{DEMO_KEY, config_dir, poll_until_final, read};
 
 /// Every wait of these tests is bounded by this, so a broken gateway fails a test instead of
 /// hanging it.
@@ -115,15 +115,7 @@ impl Gateway {
 
     /// Polls the cancellation until it is no longer `processing` (at most `within`).
     pub async fn wait_final(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let body = self.get(id).await;
-            if body["status"] != "processing" {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "still processing after {within:?}: {body:#}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        poll_until_final(&self.client, &self.url(""), id, within).await
     }
 }
 
