@@ -102,7 +102,10 @@ async fn metrics_show_requests_upstream_attempts_retries_and_the_ledger() {
     assert!(has(&text, "cancelgate_retries_total", &[("provider", "chargeapi")]) >= 1.0);
     has(&text, "cancelgate_upstream_in_flight", &[("provider", "chargeapi")]);
     has(&text, "cancelgate_circuit_state", &[("provider", "frontpayment")]);
-    has(&text, "cancelgate_ledger_duration_seconds_bucket", &[("op", "begin"), ("le", "+Inf")]);
+    has(&text, "cancelgate_ledger_duration_seconds_bucket", &[("op", "begin_with_attempt"), ("le", "+Inf")]);
+    has(&text, "cancelgate_ledger_duration_seconds_bucket", &[("op", "finish_with_attempt"), ("le", "+Inf")]);
+    // Group commit: its own buckets (writes, not seconds).
+    assert!(has(&text, "cancelgate_ledger_writes_per_commit_bucket", &[("le", "256")]) >= 1.0);
     has(&text, "cancelgate_ledger_processing", &[]);
     has(&text, "cancelgate_ledger_oldest_processing_age_seconds", &[]);
     has(&text, "cancelgate_request_duration_seconds_bucket", &[("provider", "chargeapi")]);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse};
-use cancelgate_ledger::{AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record};
+use cancelgate_ledger::{
+    AttemptNo, AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -45,6 +47,9 @@ pub struct Job {
     pub ambiguous: bool,
     /// Leave for the first attempt, taken by the request that admitted it (fail-fast path).
     pub admission: Option<Admission>,
+    /// The attempt [`Ledger::begin_with_attempt`] started with the record: the first one sent,
+    /// with no `start_attempt` of its own.
+    pub started: Option<AttemptNo>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +67,8 @@ impl Driver {
         // Resumed after a crash between recording an attempt's answer and ending the record: that
         // answer settles it. Sending again would repeat a confirmed cancel (SPEC §6), and the
         // provider's "already cancelled" would then read as a refusal.
-        if job.attempts > 0
+        if job.started.is_none()
+            && job.attempts > 0
             && let Some(verdict) = self.recorded_verdict(&job).await?
         {
             let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
@@ -72,35 +78,39 @@ impl Driver {
             return Ok(record);
         }
         loop {
-            let (admission, just_begun) = match job.admission.take() {
-                Some(admission) => (admission, true),
-                None => (entry.guard.admit_patiently().await, false),
+            let (admission, n) = match (job.admission.take(), job.started.take()) {
+                // The request that began the record started its first attempt with it: send it.
+                (Some(admission), Some(n)) => (admission, n),
+                (admission, _) => {
+                    let just_admitted = admission.is_some();
+                    let admission = match admission {
+                        Some(admission) => admission,
+                        None => entry.guard.admit_patiently().await,
+                    };
+                    // Renewed once admitted: waiting for room may have taken a while.
+                    let now = OffsetDateTime::now_utc();
+                    if !just_admitted && !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
+                        // Someone else drives it now (or it is final): never two drivers for one record.
+                        return Err(LedgerError::LeaseLost { id: job.record_id });
+                    }
+                    (admission, self.ledger.start_attempt(&job.record_id, &self.owner, now).await?)
+                }
             };
-            // Renewed once admitted: waiting for room may have taken a while. Not for the first
-            // attempt of the request that began the record: `begin` wrote this lease moments ago,
-            // `start_attempt` checks it anyway, and a renewal would cost a commit (an fsync).
-            let now = OffsetDateTime::now_utc();
-            if !just_begun && !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
-                // Someone else drives it now (or it is final): never two drivers for one record.
-                return Err(LedgerError::LeaseLost { id: job.record_id });
-            }
-            let n = self.ledger.start_attempt(&job.record_id, &self.owner, now).await?;
             job.attempts = n;
             let started = Instant::now();
             let context = AttemptContext { after_ambiguous: job.ambiguous };
-            let verdict = match attempt(&job.prepared, context).await {
+            let (answer, verdict) = match attempt(&job.prepared, context).await {
                 Ok(result) => {
                     let latency = started.elapsed();
                     let (health, provider_429) = health_of(&result);
                     admission.record(health, Some(latency), provider_429);
-                    let record = attempt_record(&result, started);
-                    let record = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, record);
-                    self.ledger.finish_attempt(&job.record_id, n, record).await?;
-                    Verdict::of(result)
+                    let answer = attempt_record(&result, started);
+                    let answer = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, answer);
+                    (answer, Verdict::of(result))
                 }
                 Err(build_error) => {
                     // Nothing was sent: the account cannot be used. Final, not ambiguous.
-                    let record = AttemptRecord {
+                    let answer = AttemptRecord {
                         finished_at: OffsetDateTime::now_utc(),
                         latency_ms: 0,
                         outcome: "not_sent".to_owned(),
@@ -108,12 +118,11 @@ impl Driver {
                         body: None,
                         error: Some(build_error.to_string()),
                     };
-                    self.ledger.finish_attempt(&job.record_id, n, record).await?;
                     let error = ApiError::new(
                         ErrorCode::ProviderMisconfigured,
                         format!("The provider account cannot be used: {build_error}."),
                     );
-                    Verdict::Refused(error)
+                    (answer, Verdict::Refused(error))
                 }
             };
             let verdict = match verdict {
@@ -124,6 +133,7 @@ impl Driver {
                     if job.attempts >= policy.max_attempts || repeat_unsafe || !entry.guard.withdraw_retry() {
                         exhausted(unsettled, job.ambiguous)
                     } else {
+                        self.ledger.finish_attempt(&job.record_id, n, answer).await?;
                         if let Some(tx) = early.take() {
                             let _ = tx.send(Early::Background);
                         }
@@ -133,7 +143,9 @@ impl Driver {
                 }
                 final_verdict => final_verdict,
             };
-            let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
+            // The answer that settles the record and the record's end: one commit.
+            let fin = finish(&job, verdict);
+            let record = self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
             if let Some(tx) = early.take() {
                 let _ = tx.send(Early::Final(Box::new(record.clone())));
             }
@@ -241,6 +253,7 @@ impl Driver {
                         attempts: record.attempts,
                         ambiguous: record.ambiguous,
                         admission: None,
+                        started: None,
                     };
                     self.spawn(job, request_id, None);
                 }

@@ -18,7 +18,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use cancelgate_core::ErrorCode;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -42,6 +42,8 @@ pub mod names {
     pub const CIRCUIT_STATE: &str = "cancelgate_circuit_state";
     /// Histogram `{op}`: one ledger operation, seconds (recorded by the ledger crate).
     pub const LEDGER_DURATION: &str = cancelgate_ledger::LEDGER_DURATION;
+    /// Histogram: writes carried by one SQLite commit (group commit; recorded by the ledger crate).
+    pub const LEDGER_WRITES_PER_COMMIT: &str = cancelgate_ledger::LEDGER_WRITES_PER_COMMIT;
     /// Gauge: cancellations `processing` (the background queue).
     pub const LEDGER_PROCESSING: &str = "cancelgate_ledger_processing";
     /// Gauge: age of the oldest `processing` cancellation, seconds (0 when none).
@@ -51,11 +53,17 @@ pub mod names {
 /// Latency buckets, seconds: from a fast local answer to a slow provider's timeout.
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Writes per SQLite commit: 1 when idle, up to the writer's group limit (256) under load.
+const GROUPS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The process's Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new().set_buckets(BUCKETS).unwrap_or_else(|_| PrometheusBuilder::new());
+        let builder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(names::LEDGER_WRITES_PER_COMMIT.to_owned()), GROUPS))
+            .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         match metrics::set_global_recorder(recorder) {
@@ -76,6 +84,7 @@ fn describe() {
     describe_gauge!(names::UPSTREAM_IN_FLIGHT, "Upstream calls in flight.");
     describe_gauge!(names::CIRCUIT_STATE, "Circuit breaker state: 0 closed, 1 half open, 2 open.");
     describe_histogram!(names::LEDGER_DURATION, Unit::Seconds, "One ledger operation.");
+    describe_histogram!(names::LEDGER_WRITES_PER_COMMIT, Unit::Count, "Writes carried by one SQLite commit.");
     describe_gauge!(names::LEDGER_PROCESSING, "Cancellations still processing (the background queue).");
     describe_gauge!(names::LEDGER_OLDEST_PROCESSING_AGE, Unit::Seconds, "Age of the oldest processing cancellation.");
 }

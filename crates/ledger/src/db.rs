@@ -3,27 +3,30 @@
 //!
 //! What differs between the backends is kept here and only here:
 //! - times: PostgreSQL has `TIMESTAMPTZ`; SQLite stores fixed-width UTC text (see [`time_text`]);
-//! - write transactions: SQLite writers queue on an in-process mutex and then `BEGIN IMMEDIATE`
-//!   (taking the file's write lock up front, so a transaction never fails to upgrade from read
-//!   to write with `SQLITE_BUSY`); PostgreSQL uses plain `BEGIN` (READ COMMITTED), its
-//!   constraints and row locks do the queueing.
+//! - write transactions: on SQLite one writer task owns the only writing connection and
+//!   groups concurrent writes into one transaction (see [`crate::writer`]); PostgreSQL gives
+//!   each write its own `BEGIN` (READ COMMITTED), its constraints and row locks do the queueing.
+//! - reads: a pool on both; on SQLite WAL lets readers run beside the writer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Decode, Row as _, Transaction, Type};
+use sqlx::{Decode, Row as _, Type};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::{LedgerError, redact_url};
 use crate::types::{Backend, LedgerOptions, SqliteSync};
+use crate::writer::SqliteWriter;
 
 /// One statement, spelled for each backend. Most statements are spelled the same (`$n`
 /// placeholders work on both); see [`Sql::both`].
@@ -136,23 +139,35 @@ pub(crate) fn normalize_time(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
 }
 
-/// The connection pool of one backend.
+/// The connections of one backend.
 #[derive(Clone)]
 pub(crate) enum Db {
     Sqlite {
-        pool: SqlitePool,
-        /// Writers of this process queue here (fairly, without holding a connection) rather
-        /// than in SQLite's sleeping busy handler. The database still enforces every invariant;
-        /// this only schedules.
-        writer: Arc<Mutex<()>>,
+        /// Reads (and migrations). WAL lets them run beside the writer.
+        read: SqlitePool,
+        /// Every write of this process, in grouped transactions (see [`crate::writer`]).
+        writer: SqliteWriter,
     },
     Pg(PgPool),
 }
 
-/// An open write transaction. Dropping it rolls back.
-pub(crate) enum Tx {
-    Sqlite { tx: Transaction<'static, Sqlite>, _writer: OwnedMutexGuard<()> },
-    Pg(Transaction<'static, Postgres>),
+/// A boxed future borrowing for `'a` (the shape a write's work takes, see [`Db::write`]).
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How the work of a write transaction ends: its changes kept, or undone (it only read, or
+/// found it must not change anything). Either way its value reaches the caller only once the
+/// transaction is settled: a grouped SQLite commit may carry other writers' changes that the
+/// work read, and an answer must never rest on changes that were then lost.
+pub(crate) enum Decision<T> {
+    Keep(T),
+    Undo(T),
+}
+
+/// The connection a write's work runs on, inside its transaction (on SQLite, inside its
+/// savepoint of a grouped transaction).
+pub(crate) enum Tx<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Pg(&'c mut PgConnection),
 }
 
 /// A result row of either backend.
@@ -194,6 +209,11 @@ impl Db {
         let redacted = redact_url(url);
         let invalid = |reason: String| LedgerError::InvalidUrl { url: redacted.clone(), reason };
         if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Each connection would see its own database, and nothing would survive a
+                // restart: an accepted cancellation must never be lost.
+                return Err(invalid("an in-memory SQLite ledger is not durable; name a file".to_owned()));
+            }
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(|e| invalid(e.to_string()))?
                 .create_if_missing(true)
@@ -204,19 +224,21 @@ impl Db {
                     SqliteSync::Full => SqliteSynchronous::Full,
                     SqliteSync::Normal => SqliteSynchronous::Normal,
                 });
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            if !in_memory && let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: e.into() })?;
             }
-            let pool = SqlitePoolOptions::new()
+            let read = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
+                .connect_with(connect.clone())
                 .await
                 .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
-            Ok((Db::Sqlite { pool, writer: Arc::new(Mutex::new(())) }, Backend::Sqlite))
+            let writer = SqliteWriter::open(&connect)
+                .await
+                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
+            Ok((Db::Sqlite { read, writer }, Backend::Sqlite))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
             if connect.get_application_name().is_none() {
@@ -234,22 +256,42 @@ impl Db {
         }
     }
 
-    /// Opens a write transaction (see the module docs for how each backend queues writers).
-    pub(crate) async fn begin_write(&self) -> Result<Tx, LedgerError> {
+    /// Runs `work` in a write transaction and returns its value once the transaction is
+    /// settled (see [`Decision`]). On PostgreSQL: its own `BEGIN` … `COMMIT` (READ COMMITTED;
+    /// constraints and row locks order concurrent writers). On SQLite: handed to the one writer
+    /// of this process, which groups the work of concurrent callers into one transaction, one
+    /// `COMMIT` (one fsync) for all of them.
+    ///
+    /// Once handed over, the work runs to its end even if the caller stops waiting: a write is
+    /// never left half-done, and the caller's answer is the only thing lost.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
+    {
         match self {
-            Db::Sqlite { pool, writer } => {
-                let guard = writer.clone().lock_owned().await;
-                let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx::Sqlite { tx, _writer: guard })
+            Db::Sqlite { writer, .. } => writer.submit(work).await,
+            Db::Pg(pool) => {
+                let mut tx = pool.begin().await?;
+                // Dropping `tx` on an error rolls it back.
+                match work(Tx::Pg(&mut tx)).await? {
+                    Decision::Keep(value) => {
+                        tx.commit().await?;
+                        Ok(value)
+                    }
+                    Decision::Undo(value) => {
+                        tx.rollback().await?;
+                        Ok(value)
+                    }
+                }
             }
-            Db::Pg(pool) => Ok(Tx::Pg(pool.begin().await?)),
         }
     }
 
     pub(crate) async fn fetch_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         Ok(match self {
-            Db::Sqlite { pool, .. } => {
-                bind_sqlite(sql.sqlite, args).fetch_all(pool).await?.into_iter().map(Row::Sqlite).collect()
+            Db::Sqlite { read, .. } => {
+                bind_sqlite(sql.sqlite, args).fetch_all(read).await?.into_iter().map(Row::Sqlite).collect()
             }
             Db::Pg(pool) => bind_pg(sql.pg, args).fetch_all(pool).await?.into_iter().map(Row::Pg).collect(),
         })
@@ -257,96 +299,84 @@ impl Db {
 
     pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match self {
-            Db::Sqlite { pool, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(pool).await?.map(Row::Sqlite),
+            Db::Sqlite { read, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(read).await?.map(Row::Sqlite),
             Db::Pg(pool) => bind_pg(sql.pg, args).fetch_optional(pool).await?.map(Row::Pg),
         })
     }
 
     pub(crate) async fn fetch_one(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Row, LedgerError> {
         Ok(match self {
-            Db::Sqlite { pool, .. } => Row::Sqlite(bind_sqlite(sql.sqlite, args).fetch_one(pool).await?),
+            Db::Sqlite { read, .. } => Row::Sqlite(bind_sqlite(sql.sqlite, args).fetch_one(read).await?),
             Db::Pg(pool) => Row::Pg(bind_pg(sql.pg, args).fetch_one(pool).await?),
         })
     }
 
-    /// Runs one writing statement as its own transaction and returns its rows. SQLite goes
-    /// through [`Db::begin_write`] (queue + `BEGIN IMMEDIATE`); on PostgreSQL one statement is
-    /// atomic by itself, which saves the `BEGIN`/`COMMIT` round trips.
-    pub(crate) async fn write_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
+    /// Runs one writing statement as its own write and returns its rows.
+    pub(crate) async fn write_all(&self, sql: Sql<'static>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         match self {
             Db::Sqlite { .. } => {
-                let mut tx = self.begin_write().await?;
-                let rows = tx.fetch_all(sql, args).await?;
-                tx.commit().await?;
-                Ok(rows)
+                self.write(move |mut tx| Box::pin(async move { tx.fetch_all(sql, args).await.map(Decision::Keep) }))
+                    .await
             }
+            // One statement is atomic by itself: no `BEGIN`/`COMMIT` round trips.
             Db::Pg(_) => self.fetch_all(sql, args).await,
         }
     }
 
-    /// [`Db::write_all`] for a statement returning at most one row.
-    pub(crate) async fn write_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
-        Ok(self.write_all(sql, args).await?.into_iter().next())
-    }
-
     /// [`Db::write_all`] returning the number of rows changed.
-    pub(crate) async fn write_execute(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<u64, LedgerError> {
+    pub(crate) async fn write_execute(&self, sql: Sql<'static>, args: Vec<Arg>) -> Result<u64, LedgerError> {
         match self {
             Db::Sqlite { .. } => {
-                let mut tx = self.begin_write().await?;
-                let changed = tx.execute(sql, args).await?;
-                tx.commit().await?;
-                Ok(changed)
+                self.write(move |mut tx| Box::pin(async move { tx.execute(sql, args).await.map(Decision::Keep) })).await
             }
             Db::Pg(pool) => Ok(bind_pg(sql.pg, args).execute(pool).await?.rows_affected()),
         }
     }
 
+    /// Runs the embedded migrations (on the read pool: they run before any write, and SQLite's
+    /// file lock orders them against the writer anyway).
+    pub(crate) async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), LedgerError> {
+        match self {
+            Db::Sqlite { read, .. } => sqlite.run(read).await?,
+            Db::Pg(pool) => postgres.run(pool).await?,
+        }
+        Ok(())
+    }
+
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite { pool, .. } => pool.close().await,
+            Db::Sqlite { read, writer } => {
+                writer.close().await;
+                read.close().await;
+            }
             Db::Pg(pool) => pool.close().await,
         }
     }
 }
 
-impl Tx {
+impl Tx<'_> {
     pub(crate) async fn fetch_all(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         Ok(match self {
-            Tx::Sqlite { tx, .. } => {
-                bind_sqlite(sql.sqlite, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Sqlite).collect()
+            Tx::Sqlite(c) => {
+                bind_sqlite(sql.sqlite, args).fetch_all(&mut **c).await?.into_iter().map(Row::Sqlite).collect()
             }
-            Tx::Pg(tx) => bind_pg(sql.pg, args).fetch_all(&mut **tx).await?.into_iter().map(Row::Pg).collect(),
+            Tx::Pg(c) => bind_pg(sql.pg, args).fetch_all(&mut **c).await?.into_iter().map(Row::Pg).collect(),
         })
     }
 
     pub(crate) async fn fetch_optional(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match self {
-            Tx::Sqlite { tx, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(&mut **tx).await?.map(Row::Sqlite),
-            Tx::Pg(tx) => bind_pg(sql.pg, args).fetch_optional(&mut **tx).await?.map(Row::Pg),
+            Tx::Sqlite(c) => bind_sqlite(sql.sqlite, args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Tx::Pg(c) => bind_pg(sql.pg, args).fetch_optional(&mut **c).await?.map(Row::Pg),
         })
     }
 
     /// Runs a statement and returns the number of rows it changed.
     pub(crate) async fn execute(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<u64, LedgerError> {
         Ok(match self {
-            Tx::Sqlite { tx, .. } => bind_sqlite(sql.sqlite, args).execute(&mut **tx).await?.rows_affected(),
-            Tx::Pg(tx) => bind_pg(sql.pg, args).execute(&mut **tx).await?.rows_affected(),
+            Tx::Sqlite(c) => bind_sqlite(sql.sqlite, args).execute(&mut **c).await?.rows_affected(),
+            Tx::Pg(c) => bind_pg(sql.pg, args).execute(&mut **c).await?.rows_affected(),
         })
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite { tx, _writer } => tx.commit().await,
-            Tx::Pg(tx) => tx.commit().await,
-        }
-    }
-
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite { tx, _writer } => tx.rollback().await,
-            Tx::Pg(tx) => tx.rollback().await,
-        }
     }
 }
 

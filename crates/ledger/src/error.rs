@@ -1,5 +1,7 @@
 //! [`LedgerError`], and the mapping of sqlx's errors onto it.
 
+use std::sync::Arc;
+
 /// Everything a ledger operation can fail with. No variant carries a secret: URLs are redacted
 /// (see [`redact_url`]) and sqlx's database errors carry no connection parameters.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,13 @@ pub enum LedgerError {
     /// A stored row does not decode (a value out of range, unparseable time or JSON).
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
+    /// The write transaction holding this operation (on SQLite, grouped with others) failed to
+    /// begin or commit: nothing of the operation was stored. Retry later.
+    #[error("the ledger could not store the write")]
+    WriteFailed(#[source] Arc<sqlx::Error>),
+    /// The ledger was closed (shutting down): nothing was stored.
+    #[error("the ledger is closed")]
+    Closed,
     /// Any other database error (a constraint the ledger did not expect to hit, SQL error…).
     #[error("ledger database error")]
     Database(#[source] sqlx::Error),
@@ -56,7 +65,14 @@ pub enum LedgerError {
 impl LedgerError {
     /// Worth retrying later as is: the database is unreachable, overloaded or contended.
     pub fn is_transient(&self) -> bool {
-        matches!(self, LedgerError::Unavailable(_) | LedgerError::Contention { .. } | LedgerError::Connect { .. })
+        matches!(
+            self,
+            LedgerError::Unavailable(_)
+                | LedgerError::Contention { .. }
+                | LedgerError::Connect { .. }
+                | LedgerError::WriteFailed(_)
+                | LedgerError::Closed
+        )
     }
 }
 

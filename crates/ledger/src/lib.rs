@@ -27,8 +27,17 @@
 //!   any change of a final status.
 //!
 //! No transaction is ever held open across an upstream call: each method is one short
-//! transaction, and the caller sends upstream between [`Ledger::start_attempt`] and
-//! [`Ledger::finish_attempt`].
+//! transaction, and the caller sends upstream between [`Ledger::start_attempt`] (or
+//! [`Ledger::begin_with_attempt`]) and [`Ledger::finish_attempt`] (or
+//! [`Ledger::finish_with_attempt`]). A cancel answered at once is two commits: the record with
+//! its first attempt, then the answer with the record's end.
+//!
+//! # What it costs
+//!
+//! On SQLite every write goes through one writer task that groups the writes waiting for it
+//! into one transaction (group commit, see `writer.rs`): under load one fsync serves many
+//! callers, and no caller waits in SQLite's busy handler. A replay (a key or a reference already
+//! stored) is answered by a read, without a turn at the writer.
 //!
 //! The ledger never reads the clock: callers pass `now`, which keeps it testable and makes one
 //! request's times consistent. Times are stored in UTC with microsecond precision.
@@ -38,6 +47,7 @@ mod error;
 mod sql;
 mod timer;
 mod types;
+mod writer;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -48,7 +58,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
-use crate::db::{Arg, Db, Row, Sql, args, normalize_time};
+use crate::db::{Arg, Db, Decision, Row, Sql, Tx, args, normalize_time};
 pub use crate::error::{LedgerError, redact_url};
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
@@ -56,6 +66,7 @@ pub use crate::types::{
     AttemptNo, AttemptResult, AttemptRow, Backend, Begin, Final, FinalStatus, LedgerOptions, ListFilter,
     NewCancellation, Page, Record, SqliteSync, Stats, Status,
 };
+pub use crate::writer::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 
 /// The outcome of an attempt that was started and not (yet) finished. Reserved: it cannot be
 /// passed to [`Ledger::finish_attempt`].
@@ -122,11 +133,7 @@ impl Ledger {
     /// once. Fails if the database holds a migration this binary does not know (a newer
     /// version migrated it) or one whose content changed.
     pub async fn migrate(&self) -> Result<(), LedgerError> {
-        match &self.db {
-            Db::Sqlite { pool, .. } => SQLITE_MIGRATOR.run(pool).await?,
-            Db::Pg(pool) => POSTGRES_MIGRATOR.run(pool).await?,
-        }
-        Ok(())
+        self.db.migrate(&SQLITE_MIGRATOR, &POSTGRES_MIGRATOR).await
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -175,9 +182,41 @@ impl Ledger {
     /// with one key or one reference produce exactly one [`Begin::Fresh`].
     pub async fn begin(&self, new: NewCancellation) -> Result<Begin, LedgerError> {
         let _timer = Timer::start("begin");
+        self.begin_inner(new, false).await
+    }
+
+    /// [`Ledger::begin`] and, for a fresh record, [`Ledger::start_attempt`] of its first attempt,
+    /// in one transaction: the record is born with attempt 1 started (`attempts = 1`, ambiguous
+    /// until the attempt is finished). For the caller about to send at once, it saves a commit.
+    pub async fn begin_with_attempt(&self, new: NewCancellation) -> Result<Begin, LedgerError> {
+        let _timer = Timer::start("begin_with_attempt");
+        self.begin_inner(new, true).await
+    }
+
+    async fn begin_inner(&self, new: NewCancellation, start_attempt: bool) -> Result<Begin, LedgerError> {
         validate_new(&new)?;
+        // Replays are answered from a read, without a turn at the writer: a key seen before or a
+        // live record of the reference. What the read finds was true when it was read, and final
+        // records never change; if it finds nothing, the write below decides, race-free.
+        if let Some(row) = self
+            .db
+            .fetch_optional(
+                sql::SELECT_EXISTING,
+                args![&new.client, new.idempotency_key.as_deref(), &new.provider, &new.account, &new.reference],
+            )
+            .await?
+            && let Some(found) = existing_answer(&row, &new.fingerprint)?
+        {
+            return Ok(found);
+        }
+        let new = Arc::new(new);
         for attempt in 1..=BEGIN_TRIES {
-            match self.try_begin(&new).await {
+            let input = new.clone();
+            let tried = self
+                .db
+                .write(move |mut tx| Box::pin(async move { try_begin(&mut tx, &input, start_attempt).await }))
+                .await;
+            match tried {
                 Ok(Some(begin)) => return Ok(begin),
                 Ok(None) => {
                     tracing::debug!(id = %new.id, attempt, "ledger begin raced a concurrent change; retrying");
@@ -192,72 +231,6 @@ impl Ledger {
         Err(LedgerError::Contention { operation: "begin" })
     }
 
-    /// One pass of [`Ledger::begin`]; `None` when what it read changed under it (start over).
-    async fn try_begin(&self, new: &NewCancellation) -> Result<Option<Begin>, LedgerError> {
-        let now = normalize_time(new.now);
-        let mut tx = self.db.begin_write().await?;
-        if let Some(key) = &new.idempotency_key {
-            // Key first: on PostgreSQL this waits for a racing transaction holding the same key.
-            if tx.execute(sql::INSERT_KEY, args![&new.client, key, &new.id, now]).await? == 0 {
-                let mut earlier = None;
-                if let Some(row) = tx.fetch_optional(sql::SELECT_KEY, args![&new.client, key]).await? {
-                    let id = row.text("cancellation_id")?;
-                    if let Some(row) = tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
-                        earlier = Some(record_from_row(&row)?);
-                    }
-                }
-                tx.rollback().await?;
-                // No row: the key was swept between the two statements.
-                let Some(earlier) = earlier else { return Ok(None) };
-                return Ok(Some(if earlier.fingerprint != new.fingerprint {
-                    Begin::KeyReused
-                } else if earlier.status == Status::Processing {
-                    Begin::KeyInFlight
-                } else {
-                    Begin::Replay(earlier)
-                }));
-            }
-        }
-        let inserted = tx
-            .fetch_optional(
-                sql::INSERT_RECORD,
-                args![
-                    &new.id,
-                    &new.client,
-                    &new.provider,
-                    &new.account,
-                    &new.reference,
-                    new.idempotency_key.as_deref(),
-                    &new.fingerprint,
-                    new.request.clone(),
-                    new.metadata.clone(),
-                    &new.owner,
-                    normalize_time(new.lease_until),
-                    now,
-                ],
-            )
-            .await?;
-        if let Some(row) = inserted {
-            let record = record_from_row(&row)?;
-            tx.commit().await?;
-            return Ok(Some(Begin::Fresh(record)));
-        }
-        // The reference has a live record: answer with it, and roll back so the key is not kept.
-        let live = tx
-            .fetch_optional(sql::SELECT_LIVE_BY_REFERENCE, args![&new.provider, &new.account, &new.reference])
-            .await?;
-        tx.rollback().await?;
-        // No row: the live record failed between the two statements.
-        let Some(row) = live else { return Ok(None) };
-        let live = record_from_row(&row)?;
-        Ok(Some(match live.status {
-            Status::Processing => Begin::ReferenceBusy(live),
-            Status::NeedsReview => Begin::ReferenceNeedsReview(live),
-            Status::Cancelled => Begin::ReferenceCancelled(live),
-            Status::Failed => return Ok(None),
-        }))
-    }
-
     /// Records an attempt BEFORE its request is sent: `attempts += 1`, an attempt row `sent`,
     /// and the record marked ambiguous until the attempt is finished, so a crash while the
     /// request is in flight is read as "it may have reached the provider". Only the holder of
@@ -265,16 +238,19 @@ impl Ledger {
     /// never send for one record.
     pub async fn start_attempt(&self, id: &str, owner: &str, now: OffsetDateTime) -> Result<AttemptNo, LedgerError> {
         let _timer = Timer::start("start_attempt");
-        let now = normalize_time(now);
-        let mut tx = self.db.begin_write().await?;
-        let Some(row) = tx.fetch_optional(sql::START_ATTEMPT, args![id, owner, now]).await? else {
-            tx.rollback().await?;
-            return Err(self.not_held(id).await);
-        };
-        let n = row.int("attempts")?;
-        tx.execute(sql::INSERT_ATTEMPT, args![id, n, owner, now]).await?;
-        tx.commit().await?;
-        to_u32("attempts", n)
+        let (id, owner, now) = (id.to_owned(), owner.to_owned(), normalize_time(now));
+        self.db
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let Some(row) = tx.fetch_optional(sql::START_ATTEMPT, args![&id, &owner, now]).await? else {
+                        return Err(not_held(&mut tx, &id).await);
+                    };
+                    let n = row.int("attempts")?;
+                    tx.execute(sql::INSERT_ATTEMPT, args![&id, n, &owner, now]).await?;
+                    to_u32("attempts", n).map(Decision::Keep)
+                })
+            })
+            .await
     }
 
     /// Records how attempt `n` ended. Allowed even after the lease was lost: it is a fact about
@@ -284,40 +260,18 @@ impl Ledger {
     /// attempt is a [`LedgerError::Conflict`].
     pub async fn finish_attempt(&self, id: &str, n: AttemptNo, result: AttemptResult) -> Result<(), LedgerError> {
         let _timer = Timer::start("finish_attempt");
-        if result.outcome.is_empty() || result.outcome == SENT {
-            return Err(LedgerError::InvalidInput(format!("attempt outcome {:?} is reserved", result.outcome)));
-        }
-        let mut tx = self.db.begin_write().await?;
-        let changed = tx
-            .execute(
-                sql::FINISH_ATTEMPT,
-                args![
-                    id,
-                    i64::from(n),
-                    normalize_time(result.finished_at),
-                    i64::try_from(result.latency_ms).unwrap_or(i64::MAX),
-                    &result.outcome,
-                    result.http_status.map(i64::from),
-                    result.body,
-                    result.error.as_deref(),
-                ],
-            )
-            .await?;
-        if changed == 0 {
-            let stored = tx.fetch_optional(sql::ATTEMPT_EXISTS, args![id, i64::from(n)]).await?;
-            tx.rollback().await?;
-            return match stored {
-                None => Err(LedgerError::NotFound { id: format!("{id} (attempt {n})") }),
-                Some(row) if row.text("outcome")? == result.outcome => Ok(()),
-                Some(row) => Err(LedgerError::Conflict {
-                    id: id.to_owned(),
-                    detail: format!("attempt {n} already finished as {:?}", row.text("outcome")?),
-                }),
-            };
-        }
-        tx.execute(sql::REFRESH_AMBIGUOUS, args![id]).await?;
-        tx.commit().await?;
-        Ok(())
+        validate_attempt(&result)?;
+        let id = id.to_owned();
+        self.db
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    Ok(match finish_attempt_in(&mut tx, &id, n, result).await? {
+                        true => Decision::Keep(()),
+                        false => Decision::Undo(()),
+                    })
+                })
+            })
+            .await
     }
 
     /// Ends a record: `processing → cancelled | failed | needs_review`, by the lease holder only
@@ -327,43 +281,44 @@ impl Ledger {
     /// anything else on a final record is [`LedgerError::LeaseLost`].
     pub async fn finish(&self, id: &str, owner: &str, fin: Final) -> Result<Record, LedgerError> {
         let _timer = Timer::start("finish");
-        let status = Status::from(fin.status);
-        match (status, fin.cancelled_at) {
-            (Status::Cancelled, None) => {
-                return Err(LedgerError::InvalidInput("a cancelled record needs cancelled_at".to_owned()));
-            }
-            (Status::Failed | Status::NeedsReview, Some(_)) => {
-                return Err(LedgerError::InvalidInput(format!("a {status} record has no cancelled_at")));
-            }
-            _ => {}
-        }
-        if !(100..=599).contains(&fin.http_status) {
-            return Err(LedgerError::InvalidInput(format!("http_status {} is not an HTTP status", fin.http_status)));
-        }
-        let row = self
-            .db
-            .write_optional(
-                sql::FINISH,
-                args![
-                    id,
-                    owner,
-                    status.as_str(),
-                    fin.cancelled_at.map(normalize_time),
-                    fin.error,
-                    fin.upstream,
-                    i64::from(fin.http_status),
-                    normalize_time(fin.now),
-                ],
-            )
-            .await?;
-        if let Some(row) = row {
-            return record_from_row(&row);
-        }
-        match self.get(id).await? {
-            None => Err(LedgerError::NotFound { id: id.to_owned() }),
-            Some(r) if r.status == status && r.lease_owner.as_deref() == Some(owner) => Ok(r),
-            Some(_) => Err(LedgerError::LeaseLost { id: id.to_owned() }),
-        }
+        validate_final(&fin)?;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.db
+            .write(move |mut tx| {
+                Box::pin(async move { finish_in(&mut tx, &id, &owner, fin).await.map(Decision::Keep) })
+            })
+            .await
+    }
+
+    /// [`Ledger::finish_attempt`] of attempt `n` and [`Ledger::finish`] of the record, in one
+    /// transaction: the answer that settles a record and the record's end are stored together
+    /// (one commit instead of two).
+    pub async fn finish_with_attempt(
+        &self,
+        id: &str,
+        owner: &str,
+        n: AttemptNo,
+        attempt: AttemptResult,
+        fin: Final,
+    ) -> Result<Record, LedgerError> {
+        let _timer = Timer::start("finish_with_attempt");
+        validate_attempt(&attempt)?;
+        validate_final(&fin)?;
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.db
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    finish_attempt_in(&mut tx, &id, n, attempt).await?;
+                    // The attempt's answer is a fact about the wire: kept even when the record
+                    // is no longer this owner's to end.
+                    Ok(Decision::Keep(match finish_in(&mut tx, &id, &owner, fin).await {
+                        Err(e @ (LedgerError::LeaseLost { .. } | LedgerError::NotFound { .. })) => Err(e),
+                        Err(e) => return Err(e),
+                        Ok(record) => Ok(record),
+                    }))
+                })
+            })
+            .await?
     }
 
     /// Extends the lease while an attempt is slow. `false` when `owner` no longer holds it (taken
@@ -523,15 +478,202 @@ impl Ledger {
             oldest_processing_created_at: row.opt_time("oldest")?,
         })
     }
+}
 
-    /// Why a lease-guarded update changed nothing.
-    async fn not_held(&self, id: &str) -> LedgerError {
-        match self.get(id).await {
-            Ok(None) => LedgerError::NotFound { id: id.to_owned() },
-            Ok(Some(_)) => LedgerError::LeaseLost { id: id.to_owned() },
-            Err(e) => e,
+/// One pass of [`Ledger::begin`]'s write; `None` when what it read changed under it (start over).
+async fn try_begin(
+    tx: &mut Tx<'_>,
+    new: &NewCancellation,
+    start_attempt: bool,
+) -> Result<Decision<Option<Begin>>, LedgerError> {
+    let now = normalize_time(new.now);
+    if let Some(key) = &new.idempotency_key {
+        // Key first: on PostgreSQL this waits for a racing transaction holding the same key.
+        if tx.execute(sql::INSERT_KEY, args![&new.client, key, &new.id, now]).await? == 0 {
+            let mut earlier = None;
+            if let Some(row) = tx.fetch_optional(sql::SELECT_KEY, args![&new.client, key]).await? {
+                let id = row.text("cancellation_id")?;
+                if let Some(row) = tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
+                    earlier = Some(record_from_row(&row)?);
+                }
+            }
+            // No row: the key was swept between the two statements.
+            return Ok(Decision::Undo(earlier.map(|earlier| keyed_answer(earlier, &new.fingerprint))));
         }
     }
+    let attempts = i64::from(start_attempt);
+    let inserted = tx
+        .fetch_optional(
+            sql::INSERT_RECORD,
+            args![
+                &new.id,
+                &new.client,
+                &new.provider,
+                &new.account,
+                &new.reference,
+                new.idempotency_key.as_deref(),
+                &new.fingerprint,
+                new.request.clone(),
+                new.metadata.clone(),
+                &new.owner,
+                normalize_time(new.lease_until),
+                now,
+                attempts,
+                start_attempt,
+            ],
+        )
+        .await?;
+    if let Some(row) = inserted {
+        let record = record_from_row(&row)?;
+        if start_attempt {
+            tx.execute(sql::INSERT_ATTEMPT, args![&new.id, attempts, &new.owner, now]).await?;
+        }
+        return Ok(Decision::Keep(Some(Begin::Fresh(record))));
+    }
+    // The reference has a live record: answer with it, and undo so the key is not kept.
+    let live =
+        tx.fetch_optional(sql::SELECT_LIVE_BY_REFERENCE, args![&new.provider, &new.account, &new.reference]).await?;
+    // No row: the live record failed between the two statements.
+    let answer = match live {
+        Some(row) => reference_answer(record_from_row(&row)?),
+        None => None,
+    };
+    Ok(Decision::Undo(answer))
+}
+
+/// What a key seen before answers.
+fn keyed_answer(earlier: Record, fingerprint: &str) -> Begin {
+    if earlier.fingerprint != fingerprint {
+        Begin::KeyReused
+    } else if earlier.status == Status::Processing {
+        Begin::KeyInFlight
+    } else {
+        Begin::Replay(earlier)
+    }
+}
+
+/// What a live record of the reference answers (`None` for a failed one: not live).
+fn reference_answer(live: Record) -> Option<Begin> {
+    Some(match live.status {
+        Status::Processing => Begin::ReferenceBusy(live),
+        Status::NeedsReview => Begin::ReferenceNeedsReview(live),
+        Status::Cancelled => Begin::ReferenceCancelled(live),
+        Status::Failed => return None,
+    })
+}
+
+/// The answer a row of [`sql::SELECT_EXISTING`] gives, if any.
+fn existing_answer(row: &Row, fingerprint: &str) -> Result<Option<Begin>, LedgerError> {
+    let record = record_from_row(row)?;
+    Ok(match row.text("found_by")?.as_str() {
+        "key" => Some(keyed_answer(record, fingerprint)),
+        _ => reference_answer(record),
+    })
+}
+
+/// Finishes attempt `n` inside a write: `true` when it changed it, `false` when it was already
+/// finished the same way.
+async fn finish_attempt_in(
+    tx: &mut Tx<'_>,
+    id: &str,
+    n: AttemptNo,
+    result: AttemptResult,
+) -> Result<bool, LedgerError> {
+    let outcome = result.outcome.clone();
+    let changed = tx
+        .execute(
+            sql::FINISH_ATTEMPT,
+            args![
+                id,
+                i64::from(n),
+                normalize_time(result.finished_at),
+                i64::try_from(result.latency_ms).unwrap_or(i64::MAX),
+                &result.outcome,
+                result.http_status.map(i64::from),
+                result.body,
+                result.error.as_deref(),
+            ],
+        )
+        .await?;
+    if changed == 0 {
+        return match tx.fetch_optional(sql::ATTEMPT_EXISTS, args![id, i64::from(n)]).await? {
+            None => Err(LedgerError::NotFound { id: format!("{id} (attempt {n})") }),
+            Some(row) if row.text("outcome")? == outcome => Ok(false),
+            Some(row) => Err(LedgerError::Conflict {
+                id: id.to_owned(),
+                detail: format!("attempt {n} already finished as {:?}", row.text("outcome")?),
+            }),
+        };
+    }
+    tx.execute(sql::REFRESH_AMBIGUOUS, args![id]).await?;
+    Ok(true)
+}
+
+/// Ends the record inside a write (see [`Ledger::finish`]).
+async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result<Record, LedgerError> {
+    let status = Status::from(fin.status);
+    let row = tx
+        .fetch_optional(
+            sql::FINISH,
+            args![
+                id,
+                owner,
+                status.as_str(),
+                fin.cancelled_at.map(normalize_time),
+                fin.error,
+                fin.upstream,
+                i64::from(fin.http_status),
+                normalize_time(fin.now),
+            ],
+        )
+        .await?;
+    if let Some(row) = row {
+        return record_from_row(&row);
+    }
+    match tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
+        None => Err(LedgerError::NotFound { id: id.to_owned() }),
+        Some(row) => {
+            let r = record_from_row(&row)?;
+            if r.status == status && r.lease_owner.as_deref() == Some(owner) {
+                Ok(r)
+            } else {
+                Err(LedgerError::LeaseLost { id: id.to_owned() })
+            }
+        }
+    }
+}
+
+/// Why a lease-guarded update changed nothing.
+async fn not_held(tx: &mut Tx<'_>, id: &str) -> LedgerError {
+    match tx.fetch_optional(sql::SELECT_RECORD, args![id]).await {
+        Ok(None) => LedgerError::NotFound { id: id.to_owned() },
+        Ok(Some(_)) => LedgerError::LeaseLost { id: id.to_owned() },
+        Err(e) => e,
+    }
+}
+
+fn validate_attempt(result: &AttemptResult) -> Result<(), LedgerError> {
+    if result.outcome.is_empty() || result.outcome == SENT {
+        return Err(LedgerError::InvalidInput(format!("attempt outcome {:?} is reserved", result.outcome)));
+    }
+    Ok(())
+}
+
+fn validate_final(fin: &Final) -> Result<(), LedgerError> {
+    let status = Status::from(fin.status);
+    match (status, fin.cancelled_at) {
+        (Status::Cancelled, None) => {
+            return Err(LedgerError::InvalidInput("a cancelled record needs cancelled_at".to_owned()));
+        }
+        (Status::Failed | Status::NeedsReview, Some(_)) => {
+            return Err(LedgerError::InvalidInput(format!("a {status} record has no cancelled_at")));
+        }
+        _ => {}
+    }
+    if !(100..=599).contains(&fin.http_status) {
+        return Err(LedgerError::InvalidInput(format!("http_status {} is not an HTTP status", fin.http_status)));
+    }
+    Ok(())
 }
 
 fn validate_new(new: &NewCancellation) -> Result<(), LedgerError> {

@@ -27,11 +27,12 @@ pub(crate) const SELECT_KEY: Sql =
     Sql::both("SELECT cancellation_id FROM idempotency_keys WHERE client = $1 AND idempotency_key = $2");
 
 /// Inserts the record unless the reference has a live (non-failed) record; like the key, a
-/// racing insert of the same reference waits for the first transaction on PostgreSQL.
+/// racing insert of the same reference waits for the first transaction on PostgreSQL. Born
+/// with its first attempt started (`$13` = 1, `$14` = TRUE) or with none (0, FALSE).
 pub(crate) const INSERT_RECORD: Sql = Sql::both(concat!(
     "INSERT INTO cancellations (id, client, provider, account, reference, status, idempotency_key, fingerprint, \
      request, metadata, attempts, ambiguous, lease_owner, lease_until, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, 0, FALSE, $10, $11, $12, $12) \
+     VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, $13, $14, $10, $11, $12, $12) \
      ON CONFLICT (provider, account, reference) WHERE status <> 'failed' DO NOTHING RETURNING ",
     record_columns!()
 ));
@@ -40,6 +41,20 @@ pub(crate) const SELECT_LIVE_BY_REFERENCE: Sql = Sql::both(concat!(
     "SELECT ",
     record_columns!(),
     " FROM cancellations WHERE provider = $1 AND account = $2 AND reference = $3 AND status <> 'failed'"
+));
+
+/// Begin's read before any write: the record a (client, key) names — `$2` NULL without a key —
+/// then the live record of the reference, each tagged with how it was found (at most two rows).
+pub(crate) const SELECT_EXISTING: Sql = Sql::both(concat!(
+    "SELECT ",
+    record_columns!(),
+    ", 'key' AS found_by FROM cancellations WHERE id = \
+     (SELECT cancellation_id FROM idempotency_keys WHERE client = $1 AND idempotency_key = $2) \
+     UNION ALL SELECT ",
+    record_columns!(),
+    ", 'reference' AS found_by FROM cancellations \
+     WHERE provider = $3 AND account = $4 AND reference = $5 AND status <> 'failed' \
+     ORDER BY found_by"
 ));
 
 // ---- reads -------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ pub enum SqliteSync {
 /// How to connect. `Default` gives the values of SPEC §5 (`ledger.lease_ms` = 15 s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerOptions {
-    /// Pool size. SQLite writes are serialized anyway; more connections help concurrent reads.
+    /// Pool size. On SQLite, of the read pool: writes have a connection of their own (one
+    /// writer, see the crate docs).
     pub max_connections: u32,
     /// How long an operation waits for a pooled connection before failing as
     /// [`LedgerError::Unavailable`](crate::LedgerError::Unavailable).

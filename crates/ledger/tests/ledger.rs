@@ -134,6 +134,10 @@ backend_tests!(
     stats_count_the_backlog,
     database_enforces_the_invariants,
     times_and_json_round_trip,
+    begin_with_attempt_starts_the_first_attempt_with_the_record,
+    finish_with_attempt_stores_the_answer_and_the_end_together,
+    concurrent_writes_that_fail_leave_the_others_stored,
+    replays_are_answered_from_what_is_stored,
 );
 
 async fn migrate_twice_is_a_no_op(t: Env) {
@@ -794,6 +798,159 @@ async fn times_and_json_round_trip(t: Env) {
     assert_eq!(done.error, Some(problem));
     assert_eq!(done.upstream, None, "JSON null is stored as absent");
     assert_eq!(l.get("can_1").await.unwrap(), Some(done));
+}
+
+async fn begin_with_attempt_starts_the_first_attempt_with_the_record(t: Env) {
+    let l = &t.ledger;
+    let Begin::Fresh(r) = l.begin_with_attempt(keyed("can_1", "res_1", "k1")).await.unwrap() else {
+        panic!("expected Fresh")
+    };
+    assert_eq!((r.attempts, r.ambiguous, r.status), (1, true, Status::Processing), "in flight counts as ambiguous");
+    assert_eq!(l.get("can_1").await.unwrap(), Some(r));
+    let rows = l.attempts("can_1").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].n, rows[0].owner.as_str(), rows[0].started_at), (1, A, T0));
+    assert!(rows[0].is_unfinished());
+    // The next attempt is number 2; the same key and the same reference answer as with `begin`.
+    assert_eq!(l.start_attempt("can_1", A, T0 + secs(1)).await.unwrap(), 2);
+    assert_eq!(l.begin_with_attempt(keyed("can_2", "res_1", "k1")).await.unwrap(), Begin::KeyInFlight);
+    assert!(
+        matches!(l.begin_with_attempt(new("can_3", "res_1")).await.unwrap(), Begin::ReferenceBusy(b) if b.id == "can_1")
+    );
+    assert_eq!(l.get("can_2").await.unwrap(), None);
+    assert!(l.attempts("can_3").await.unwrap().is_empty(), "nothing stored for a refused begin");
+}
+
+async fn finish_with_attempt_stores_the_answer_and_the_end_together(t: Env) {
+    let l = &t.ledger;
+    let Begin::Fresh(_) = l.begin_with_attempt(new("can_1", "res_1")).await.unwrap() else { panic!("expected Fresh") };
+    let t1 = T0 + secs(1);
+    let answer = AttemptResult {
+        finished_at: t1,
+        latency_ms: 80,
+        outcome: "cancelled".to_owned(),
+        http_status: Some(200),
+        body: Some(json!({"status": "cancelled"})),
+        error: None,
+    };
+    // Not the lease holder: refused, but what went over the wire is kept.
+    let lost = l.finish_with_attempt("can_1", B, 1, answer.clone(), cancelled(t1)).await;
+    assert!(matches!(lost, Err(LedgerError::LeaseLost { .. })), "{lost:?}");
+    let r = l.get("can_1").await.unwrap().unwrap();
+    assert_eq!((r.status, r.ambiguous), (Status::Processing, false));
+    assert_eq!(l.attempts("can_1").await.unwrap()[0].outcome, "cancelled");
+    // The holder ends it (the attempt, already finished the same way, is a no-op).
+    let done = l.finish_with_attempt("can_1", A, 1, answer.clone(), cancelled(t1)).await.unwrap();
+    assert_eq!((done.status, done.ambiguous, done.attempts), (Status::Cancelled, false, 1));
+    assert_eq!(l.get("can_1").await.unwrap(), Some(done.clone()));
+    // Repeated (a lost acknowledgement): the stored record.
+    assert_eq!(l.finish_with_attempt("can_1", A, 1, answer.clone(), cancelled(t1)).await.unwrap(), done);
+
+    // Another answer for a finished attempt is a conflict, and the record's end is not stored.
+    let Begin::Fresh(_) = l.begin_with_attempt(new("can_2", "res_2")).await.unwrap() else { panic!("expected Fresh") };
+    l.finish_attempt("can_2", 1, outcome("transient", t1)).await.unwrap();
+    let conflict = l.finish_with_attempt("can_2", A, 1, answer.clone(), cancelled(t1)).await;
+    assert!(matches!(conflict, Err(LedgerError::Conflict { .. })), "{conflict:?}");
+    assert_eq!(l.get("can_2").await.unwrap().unwrap().status, Status::Processing);
+    // An ambiguous answer ends as ambiguous.
+    let Begin::Fresh(_) = l.begin_with_attempt(new("can_3", "res_3")).await.unwrap() else { panic!("expected Fresh") };
+    let review = l.finish_with_attempt("can_3", A, 1, outcome(AMBIGUOUS, t1), needs_review(t1)).await.unwrap();
+    assert_eq!((review.status, review.ambiguous), (Status::NeedsReview, true));
+}
+
+/// Writes run together (on SQLite, grouped into one transaction): those that fail or undo
+/// themselves take nothing of the others with them.
+async fn concurrent_writes_that_fail_leave_the_others_stored(t: Env) {
+    let l = &t.ledger;
+    fresh(l, new("can_done", "res_done")).await;
+    l.finish("can_done", A, cancelled(T0)).await.unwrap();
+    fresh(l, new("can_att", "res_att")).await;
+    assert_eq!(l.start_attempt("can_att", A, T0).await.unwrap(), 1);
+    l.finish_attempt("can_att", 1, outcome("transient", T0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..80 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 4 {
+                // Fresh records, each with its first attempt.
+                0 => match l.begin_with_attempt(new(&format!("can_{i:02}"), &format!("res_{i:02}"))).await {
+                    Ok(Begin::Fresh(_)) => "fresh",
+                    other => panic!("{other:?}"),
+                },
+                // Refused: the record is final.
+                1 => match l.start_attempt("can_done", A, T0).await {
+                    Err(LedgerError::LeaseLost { .. }) => "refused",
+                    other => panic!("{other:?}"),
+                },
+                // Repeated: nothing to change, undone.
+                2 => match l.finish_attempt("can_att", 1, outcome("transient", T0)).await {
+                    Ok(()) => "repeated",
+                    other => panic!("{other:?}"),
+                },
+                // Contradicting what is stored: an error, after a statement ran.
+                _ => match l.finish_attempt("can_att", 1, outcome("cancelled", T0)).await {
+                    Err(LedgerError::Conflict { .. }) => "conflict",
+                    other => panic!("{other:?}"),
+                },
+            }
+        }));
+    }
+    let mut counts = std::collections::HashMap::new();
+    for task in tasks {
+        *counts.entry(task.await.unwrap()).or_insert(0) += 1;
+    }
+    let want = [("fresh", 20), ("refused", 20), ("repeated", 20), ("conflict", 20)];
+    assert_eq!(counts, want.into_iter().collect());
+    let filter = ListFilter { status: Some(Status::Processing), ..ListFilter::default() };
+    let stored = l.list(&filter, 100, None).await.unwrap().records;
+    assert_eq!(stored.len(), 21);
+    assert_eq!(stored.iter().filter(|r| r.attempts == 1 && r.ambiguous).count(), 20);
+    assert_eq!(l.attempts("can_att").await.unwrap()[0].outcome, "transient");
+    assert_eq!(l.get("can_done").await.unwrap().unwrap().status, Status::Cancelled);
+}
+
+/// A replay reads what is stored and answers; it needs no turn at the writer, so on SQLite it is
+/// answered even while another connection holds the file's write lock.
+async fn replays_are_answered_from_what_is_stored(t: Env) {
+    let l = &t.ledger;
+    let original = fresh(l, keyed("can_1", "res_1", "k1")).await;
+    let done = l.finish("can_1", A, cancelled(T0 + secs(1))).await.unwrap();
+    assert_ne!(original, done);
+    let review = fresh(l, new("can_2", "res_2")).await;
+    let review = l.finish(&review.id, A, needs_review(T0 + secs(1))).await.unwrap();
+    let busy = fresh(l, new("can_3", "res_3")).await;
+
+    let locker = match t.backend() {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            Some(conn)
+        }
+        Backend::Postgres => None,
+    };
+    // A fresh begin has to wait for the lock…
+    let waiting = {
+        let l = l.clone();
+        tokio::spawn(async move { l.begin(new("can_4", "res_4")).await })
+    };
+    // …the replays do not.
+    let replays = async {
+        assert_eq!(l.begin(keyed("can_9", "res_1", "k1")).await.unwrap(), Begin::Replay(done.clone()));
+        assert_eq!(l.begin(keyed("can_9", "res_1", "k1")).await.unwrap(), Begin::Replay(done.clone()));
+        assert_eq!(l.begin(keyed("can_9", "res_9", "k1")).await.unwrap(), Begin::KeyReused);
+        assert_eq!(l.begin(new("can_9", "res_1")).await.unwrap(), Begin::ReferenceCancelled(done.clone()));
+        assert_eq!(l.begin(keyed("can_9", "res_1", "k9")).await.unwrap(), Begin::ReferenceCancelled(done.clone()));
+        assert_eq!(l.begin(new("can_9", "res_2")).await.unwrap(), Begin::ReferenceNeedsReview(review.clone()));
+        assert_eq!(l.begin(new("can_9", "res_3")).await.unwrap(), Begin::ReferenceBusy(busy.clone()));
+    };
+    tokio::time::timeout(Duration::from_secs(5), replays).await.expect("replays waited for the writer");
+    if let Some(mut conn) = locker {
+        assert!(!waiting.is_finished(), "the fresh begin did not wait for the write lock");
+        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    assert!(matches!(waiting.await.unwrap().unwrap(), Begin::Fresh(r) if r.id == "can_4"));
+    assert_eq!(l.get("can_9").await.unwrap(), None, "no replay stored anything");
 }
 
 // ---- not per backend ---------------------------------------------------------------------------

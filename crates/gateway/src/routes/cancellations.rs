@@ -89,7 +89,8 @@ pub async fn create(
         lease_until: now + state.driver.ledger.lease(),
     };
     let target = |e: ApiError| e.with_target(prepared.entry.id(), prepared.request.reference.as_str());
-    let begin = state.driver.ledger.begin(new).await.map_err(|e| target(ledger_error(e)))?;
+    // The record and its first attempt are stored together: the attempt is sent right after.
+    let begin = state.driver.ledger.begin_with_attempt(new).await.map_err(|e| target(ledger_error(e)))?;
     if let Some(id) = begin_id(&begin) {
         telemetry::record("cancellation_id", id);
     }
@@ -126,7 +127,15 @@ pub async fn create(
 
     let (tx, rx) = oneshot::channel();
     prepared.entry.guard.deposit();
-    let job = Job { prepared, record_id: fresh.id.clone(), attempts: 0, ambiguous: false, admission: Some(admission) };
+    let job = Job {
+        prepared,
+        record_id: fresh.id.clone(),
+        attempts: fresh.attempts,
+        // The attempt just started is the first: nothing before it may have reached the provider.
+        ambiguous: false,
+        admission: Some(admission),
+        started: Some(fresh.attempts),
+    };
     state.driver.spawn(job, request_id.0.clone(), Some(tx));
     let wait = Duration::from_millis(state.settings.limits.respond_within_ms);
     match tokio::time::timeout(wait, rx).await {
