@@ -12,21 +12,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 
+use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
+use sqlx::Row as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
-use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Decode, Row as _, Type};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::error::{LedgerError, redact_url};
-use crate::types::{Backend, LedgerOptions, SqliteSync};
-use crate::writer::SqliteWriter;
+use crate::sqlite::{self, SqliteConfig, SqliteDb, SqliteRow};
+use crate::types::{Backend, LedgerOptions};
 
 /// One statement, spelled for each backend. Most statements are spelled the same (`$n`
 /// placeholders work on both); see [`Sql::both`].
@@ -143,10 +141,10 @@ pub(crate) fn normalize_time(t: OffsetDateTime) -> OffsetDateTime {
 #[derive(Clone)]
 pub(crate) enum Db {
     Sqlite {
-        /// Reads (and migrations). WAL lets them run beside the writer.
-        read: SqlitePool,
-        /// Every write of this process, in grouped transactions (see [`crate::writer`]).
-        writer: SqliteWriter,
+        /// One writer with group commit, a few readers (see [`crate::sqlite`]).
+        db: SqliteDb,
+        /// For the migrations, which run through sqlx.
+        connect: Box<SqliteConnectOptions>,
     },
     Pg(PgPool),
 }
@@ -166,7 +164,7 @@ pub(crate) enum Decision<T> {
 /// The connection a write's work runs on, inside its transaction (on SQLite, inside its
 /// savepoint of a grouped transaction).
 pub(crate) enum Tx<'c> {
-    Sqlite(&'c mut SqliteConnection),
+    Sqlite(&'c mut rusqlite::Connection),
     Pg(&'c mut PgConnection),
 }
 
@@ -174,20 +172,6 @@ pub(crate) enum Tx<'c> {
 pub(crate) enum Row {
     Sqlite(SqliteRow),
     Pg(PgRow),
-}
-
-fn bind_sqlite(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    let mut q = sqlx::query(sql);
-    for arg in args {
-        q = match arg {
-            Arg::Text(v) => q.bind(v),
-            Arg::Int(v) => q.bind(v),
-            Arg::Bool(v) => q.bind(v),
-            Arg::Time(v) => q.bind(v.map(time_text)),
-            Arg::Json(v) => q.bind(v),
-        };
-    }
-    q
 }
 
 fn bind_pg(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
@@ -214,31 +198,33 @@ impl Db {
                 // restart: an accepted cancellation must never be lost.
                 return Err(invalid("an in-memory SQLite ledger is not durable; name a file".to_owned()));
             }
+            // sqlx parses the URL (and runs the migrations); the ledger's own connections open
+            // the file it names.
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(|e| invalid(e.to_string()))?
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(options.sqlite_busy_timeout)
-                .foreign_keys(true)
-                .synchronous(match options.sqlite_sync {
-                    SqliteSync::Full => SqliteSynchronous::Full,
-                    SqliteSync::Normal => SqliteSynchronous::Normal,
-                });
-            if let Some(dir) = connect.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                .foreign_keys(true);
+            let path = connect.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir)
                     .await
-                    .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: e.into() })?;
+                    .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: Box::new(e) })?;
             }
-            let read = SqlitePoolOptions::new()
-                .max_connections(options.max_connections.max(1))
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect.clone())
+            let config = SqliteConfig {
+                path,
+                busy_timeout: options.sqlite_busy_timeout,
+                sync: options.sqlite_sync,
+                readers: options.max_connections,
+            };
+            let db = tokio::task::spawn_blocking(move || SqliteDb::open(&config))
                 .await
-                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
-            let writer = SqliteWriter::open(&connect)
-                .await
-                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
-            Ok((Db::Sqlite { read, writer }, Backend::Sqlite))
+                .map_err(|e| LedgerError::Connect { url: redacted.clone(), source: Box::new(e) })?
+                .map_err(|e| match e {
+                    LedgerError::Connect { source, .. } => LedgerError::Connect { url: redacted.clone(), source },
+                    other => other,
+                })?;
+            Ok((Db::Sqlite { db, connect: Box::new(connect) }, Backend::Sqlite))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
             if connect.get_application_name().is_none() {
@@ -249,7 +235,7 @@ impl Db {
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await
-                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source })?;
+                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source: Box::new(source) })?;
             Ok((Db::Pg(pool), Backend::Postgres))
         } else {
             Err(invalid("expected sqlite://… or postgres://…".to_owned()))
@@ -270,7 +256,7 @@ impl Db {
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
         match self {
-            Db::Sqlite { writer, .. } => writer.submit(work).await,
+            Db::Sqlite { db, .. } => db.write(work).await,
             Db::Pg(pool) => {
                 let mut tx = pool.begin().await?;
                 // Dropping `tx` on an error rolls it back.
@@ -290,23 +276,27 @@ impl Db {
 
     pub(crate) async fn fetch_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         Ok(match self {
-            Db::Sqlite { read, .. } => {
-                bind_sqlite(sql.sqlite, args).fetch_all(read).await?.into_iter().map(Row::Sqlite).collect()
-            }
+            Db::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().map(Row::Sqlite).collect(),
             Db::Pg(pool) => bind_pg(sql.pg, args).fetch_all(pool).await?.into_iter().map(Row::Pg).collect(),
         })
     }
 
     pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match self {
-            Db::Sqlite { read, .. } => bind_sqlite(sql.sqlite, args).fetch_optional(read).await?.map(Row::Sqlite),
+            Db::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().next().map(Row::Sqlite),
             Db::Pg(pool) => bind_pg(sql.pg, args).fetch_optional(pool).await?.map(Row::Pg),
         })
     }
 
     pub(crate) async fn fetch_one(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Row, LedgerError> {
         Ok(match self {
-            Db::Sqlite { read, .. } => Row::Sqlite(bind_sqlite(sql.sqlite, args).fetch_one(read).await?),
+            Db::Sqlite { db, .. } => Row::Sqlite(
+                db.read(sql.sqlite, args)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| LedgerError::Corrupt(format!("no row from {:?}", sql.sqlite)))?,
+            ),
             Db::Pg(pool) => Row::Pg(bind_pg(sql.pg, args).fetch_one(pool).await?),
         })
     }
@@ -333,11 +323,18 @@ impl Db {
         }
     }
 
-    /// Runs the embedded migrations (on the read pool: they run before any write, and SQLite's
-    /// file lock orders them against the writer anyway).
+    /// Runs the embedded migrations through sqlx (on SQLite on a connection of its own; the
+    /// file's lock orders it against the writer).
     pub(crate) async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), LedgerError> {
         match self {
-            Db::Sqlite { read, .. } => sqlite.run(read).await?,
+            Db::Sqlite { connect, .. } => {
+                // A pool of one rather than a bare connection: sqlx's `Migrator::run` on
+                // `&mut SqliteConnection` makes a future that is not `Send`.
+                let pool = SqlitePoolOptions::new().max_connections(1).connect_with((**connect).clone()).await?;
+                let migrated = sqlite.run(&pool).await;
+                pool.close().await;
+                migrated?;
+            }
             Db::Pg(pool) => postgres.run(pool).await?,
         }
         Ok(())
@@ -345,10 +342,7 @@ impl Db {
 
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite { read, writer } => {
-                writer.close().await;
-                read.close().await;
-            }
+            Db::Sqlite { db, .. } => db.close().await,
             Db::Pg(pool) => pool.close().await,
         }
     }
@@ -357,16 +351,14 @@ impl Db {
 impl Tx<'_> {
     pub(crate) async fn fetch_all(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         Ok(match self {
-            Tx::Sqlite(c) => {
-                bind_sqlite(sql.sqlite, args).fetch_all(&mut **c).await?.into_iter().map(Row::Sqlite).collect()
-            }
+            Tx::Sqlite(c) => sqlite::fetch_all(c, sql.sqlite, args)?.into_iter().map(Row::Sqlite).collect(),
             Tx::Pg(c) => bind_pg(sql.pg, args).fetch_all(&mut **c).await?.into_iter().map(Row::Pg).collect(),
         })
     }
 
     pub(crate) async fn fetch_optional(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match self {
-            Tx::Sqlite(c) => bind_sqlite(sql.sqlite, args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Tx::Sqlite(c) => sqlite::fetch_all(c, sql.sqlite, args)?.into_iter().next().map(Row::Sqlite),
             Tx::Pg(c) => bind_pg(sql.pg, args).fetch_optional(&mut **c).await?.map(Row::Pg),
         })
     }
@@ -374,56 +366,102 @@ impl Tx<'_> {
     /// Runs a statement and returns the number of rows it changed.
     pub(crate) async fn execute(&mut self, sql: Sql<'_>, args: Vec<Arg>) -> Result<u64, LedgerError> {
         Ok(match self {
-            Tx::Sqlite(c) => bind_sqlite(sql.sqlite, args).execute(&mut **c).await?.rows_affected(),
+            Tx::Sqlite(c) => sqlite::execute(c, sql.sqlite, args)?,
             Tx::Pg(c) => bind_pg(sql.pg, args).execute(&mut **c).await?.rows_affected(),
         })
     }
 }
 
-/// Decoding of one column, shared by both backends for the types whose representation is the
-/// same (text, integers, booleans, JSON); times go through [`Row::time`].
+/// Decoding of one column. PostgreSQL through sqlx's types; SQLite from its storage classes
+/// (text, integer, blob; JSON and times are text, booleans integers).
 impl Row {
-    fn get<T>(&self, column: &str) -> Result<T, LedgerError>
+    fn pg<T>(&self, column: &str) -> Result<T, LedgerError>
     where
-        T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>,
+        T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
     {
-        let got = match self {
-            Row::Sqlite(r) => r.try_get::<T, _>(column),
-            Row::Pg(r) => r.try_get::<T, _>(column),
-        };
-        got.map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}")))
+        match self {
+            Row::Pg(r) => r.try_get::<T, _>(column).map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}"))),
+            Row::Sqlite(_) => Err(LedgerError::Corrupt(format!("column {column}: not a PostgreSQL row"))),
+        }
     }
 
-    pub(crate) fn text(&self, column: &str) -> Result<String, LedgerError> {
-        self.get(column)
+    /// The SQLite value, `None` for NULL.
+    fn lite(&self, column: &str) -> Result<Option<&SqlValue>, LedgerError> {
+        match self {
+            Row::Sqlite(r) => Ok(Some(r.value(column)?).filter(|v| !matches!(v, SqlValue::Null))),
+            Row::Pg(_) => Err(LedgerError::Corrupt(format!("column {column}: not a SQLite row"))),
+        }
+    }
+
+    fn required<T>(column: &str, value: Option<T>) -> Result<T, LedgerError> {
+        value.ok_or_else(|| LedgerError::Corrupt(format!("column {column}: unexpected NULL")))
+    }
+
+    fn mismatch(column: &str, want: &str, got: &SqlValue) -> LedgerError {
+        LedgerError::Corrupt(format!("column {column}: expected {want}, found {:?}", got.data_type()))
     }
 
     pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>, LedgerError> {
-        self.get(column)
+        match self {
+            Row::Pg(_) => self.pg(column),
+            Row::Sqlite(_) => match self.lite(column)? {
+                None => Ok(None),
+                Some(SqlValue::Text(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(Self::mismatch(column, "text", other)),
+            },
+        }
     }
 
-    pub(crate) fn int(&self, column: &str) -> Result<i64, LedgerError> {
-        self.get(column)
+    pub(crate) fn text(&self, column: &str) -> Result<String, LedgerError> {
+        Self::required(column, self.opt_text(column)?)
     }
 
     pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, LedgerError> {
-        self.get(column)
+        match self {
+            Row::Pg(_) => self.pg(column),
+            Row::Sqlite(_) => match self.lite(column)? {
+                None => Ok(None),
+                Some(SqlValue::Integer(i)) => Ok(Some(*i)),
+                Some(other) => Err(Self::mismatch(column, "integer", other)),
+            },
+        }
+    }
+
+    pub(crate) fn int(&self, column: &str) -> Result<i64, LedgerError> {
+        Self::required(column, self.opt_int(column)?)
     }
 
     pub(crate) fn bool(&self, column: &str) -> Result<bool, LedgerError> {
-        self.get(column)
+        match self {
+            Row::Pg(_) => self.pg(column),
+            Row::Sqlite(_) => Ok(self.int(column)? != 0),
+        }
     }
 
     pub(crate) fn bytes(&self, column: &str) -> Result<Vec<u8>, LedgerError> {
-        self.get(column)
-    }
-
-    pub(crate) fn json(&self, column: &str) -> Result<Value, LedgerError> {
-        self.get(column)
+        match self {
+            Row::Pg(_) => self.pg(column),
+            Row::Sqlite(_) => match Self::required(column, self.lite(column)?)? {
+                SqlValue::Blob(b) => Ok(b.clone()),
+                other => Err(Self::mismatch(column, "blob", other)),
+            },
+        }
     }
 
     pub(crate) fn opt_json(&self, column: &str) -> Result<Option<Value>, LedgerError> {
-        self.get(column)
+        match self {
+            Row::Pg(_) => self.pg(column),
+            Row::Sqlite(_) => self
+                .opt_text(column)?
+                .map(|text| {
+                    serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}")))
+                })
+                .transpose(),
+        }
+    }
+
+    pub(crate) fn json(&self, column: &str) -> Result<Value, LedgerError> {
+        Self::required(column, self.opt_json(column)?)
     }
 
     pub(crate) fn opt_time(&self, column: &str) -> Result<Option<OffsetDateTime>, LedgerError> {
@@ -437,7 +475,7 @@ impl Row {
     }
 
     pub(crate) fn time(&self, column: &str) -> Result<OffsetDateTime, LedgerError> {
-        self.opt_time(column)?.ok_or_else(|| LedgerError::Corrupt(format!("column {column}: unexpected NULL")))
+        Self::required(column, self.opt_time(column)?)
     }
 }
 

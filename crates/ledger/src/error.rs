@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+/// The database driver's error (sqlx's or rusqlite's), as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything a ledger operation can fail with. No variant carries a secret: URLs are redacted
 /// (see [`redact_url`]) and sqlx's database errors carry no connection parameters.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +18,12 @@ pub enum LedgerError {
     Connect {
         url: String,
         #[source]
-        source: sqlx::Error,
+        source: BoxError,
     },
     /// The database cannot be reached or is overloaded (pool timeout, I/O, busy): retry later,
     /// `503` for a caller.
     #[error("the ledger is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     /// Applying or checking the embedded migrations failed.
     #[error("ledger migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),
@@ -53,13 +56,13 @@ pub enum LedgerError {
     /// The write transaction holding this operation (on SQLite, grouped with others) failed to
     /// begin or commit: nothing of the operation was stored. Retry later.
     #[error("the ledger could not store the write")]
-    WriteFailed(#[source] Arc<sqlx::Error>),
+    WriteFailed(#[source] Arc<LedgerError>),
     /// The ledger was closed (shutting down): nothing was stored.
     #[error("the ledger is closed")]
     Closed,
     /// Any other database error (a constraint the ledger did not expect to hit, SQL error…).
     #[error("ledger database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
 }
 
 impl LedgerError {
@@ -78,9 +81,9 @@ impl LedgerError {
 
 /// Whether a database error means "retry the whole transaction" (PostgreSQL serialization
 /// failure or deadlock): the transaction has been rolled back by the server.
-pub(crate) fn is_retryable_conflict(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01")),
+pub(crate) fn is_retryable_conflict(e: &BoxError) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("40001" | "40P01")),
         _ => false,
     }
 }
@@ -90,7 +93,7 @@ impl From<sqlx::Error> for LedgerError {
         use sqlx::Error as E;
         match e {
             E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => {
-                LedgerError::Unavailable(e)
+                LedgerError::Unavailable(Box::new(e))
             }
             E::ColumnDecode { .. } | E::Decode(_) | E::ColumnNotFound(_) | E::ColumnIndexOutOfBounds { .. } => {
                 LedgerError::Corrupt(e.to_string())
@@ -105,9 +108,9 @@ impl From<sqlx::Error> for LedgerError {
                     Some(c) => c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"),
                     None => false,
                 };
-                if unavailable { LedgerError::Unavailable(e) } else { LedgerError::Database(e) }
+                if unavailable { LedgerError::Unavailable(Box::new(e)) } else { LedgerError::Database(Box::new(e)) }
             }
-            other => LedgerError::Database(other),
+            other => LedgerError::Database(Box::new(other)),
         }
     }
 }

@@ -35,7 +35,7 @@
 //! # What it costs
 //!
 //! On SQLite every write goes through one writer task that groups the writes waiting for it
-//! into one transaction (group commit, see `writer.rs`): under load one fsync serves many
+//! into one transaction (group commit, see `sqlite.rs`): under load one fsync serves many
 //! callers, and no caller waits in SQLite's busy handler. A replay (a key or a reference already
 //! stored) is answered by a read, without a turn at the writer.
 //!
@@ -45,9 +45,9 @@
 mod db;
 mod error;
 mod sql;
+mod sqlite;
 mod timer;
 mod types;
-mod writer;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -59,14 +59,14 @@ use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
 use crate::db::{Arg, Db, Decision, Row, Sql, Tx, args, normalize_time};
-pub use crate::error::{LedgerError, redact_url};
+pub use crate::error::{BoxError, LedgerError, redact_url};
+pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
 pub use crate::types::{
     AttemptNo, AttemptResult, AttemptRow, Backend, Begin, Final, FinalStatus, LedgerOptions, ListFilter,
     NewCancellation, Page, Record, SqliteSync, Stats, Status,
 };
-pub use crate::writer::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 
 /// The outcome of an attempt that was started and not (yet) finished. Reserved: it cannot be
 /// passed to [`Ledger::finish_attempt`].

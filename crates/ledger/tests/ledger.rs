@@ -970,6 +970,45 @@ async fn sqlite_creates_missing_directories_and_file() {
     again.close().await;
 }
 
+/// After `close`, every read and write is answered "closed" at once, however it races the close:
+/// none is left waiting for a connection that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_sqlite_ledger_answers_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger =
+        Ledger::connect(&format!("sqlite://{}/l.db", dir.path().display()), LedgerOptions::default()).await.unwrap();
+    ledger.migrate().await.unwrap();
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let l = ledger.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    l.get("can_1").await.map(drop)
+                } else {
+                    l.begin(new(&format!("can_{i}"), &format!("res_{i}"))).await.map(drop)
+                }
+            })
+        })
+        .collect();
+    ledger.close().await;
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut closed = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(()) => {}
+                Err(LedgerError::Closed) => closed += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        closed
+    })
+    .await
+    .expect("a call was left waiting after close");
+    assert!(answered <= 200);
+    assert!(matches!(ledger.get("can_1").await, Err(LedgerError::Closed)));
+    assert!(matches!(ledger.begin(new("can_x", "res_x")).await, Err(LedgerError::Closed)));
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused_without_leaking_secrets() {
     let e = Ledger::connect("mysql://u:s3cret@db/x", LedgerOptions::default()).await.unwrap_err();
