@@ -172,7 +172,12 @@ fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection, Le
         SqliteSync::Normal => "NORMAL",
     };
     let pragmas = if writer {
-        format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;")
+        // Savepoint journals (one per grouped write) stay in memory: they only serve a rollback
+        // within the open transaction, never recovery.
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY;"
+        )
     } else {
         // A reader never writes, whatever it is asked.
         "PRAGMA query_only = ON;".to_owned()
@@ -224,7 +229,7 @@ fn prepare<'c>(conn: &'c Connection, sql: &str, args: Vec<Arg>) -> rusqlite::Res
             .parameter_name(index)
             .and_then(|name| name.strip_prefix('$'))
             .and_then(|n| n.parse::<usize>().ok())
-            .ok_or(rusqlite::Error::InvalidParameterName(format!("parameter {index} of {sql:?} is not $n")))?;
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("parameter {index} of {sql:?} is not $n")))?;
         // A placeholder used twice is one parameter to SQLite: each value is bound once.
         let value = values
             .get_mut(number.wrapping_sub(1))
@@ -351,7 +356,10 @@ fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>) {
 /// `ROLLBACK` ends it.
 fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
     metrics::histogram!(GROUP_SIZE).record(group.len() as f64);
-    let batch = |conn: &mut Connection, sql: &str| conn.execute_batch(sql).map_err(|e| Arc::new(sqlite_error(e)));
+    // Prepared once per connection, like every statement of the ledger.
+    let batch = |conn: &mut Connection, sql: &str| {
+        conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| Arc::new(sqlite_error(e)))
+    };
     if let Err(e) = batch(conn, "BEGIN IMMEDIATE") {
         for work in group {
             work.refuse(LedgerError::WriteFailed(e.clone()));
@@ -374,8 +382,11 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
         }
         let done = work.run(conn);
         if grouped {
-            let end = if done.keep { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
-            if let Err(e) = batch(conn, end) {
+            let ended = match done.keep {
+                true => batch(conn, "RELEASE write"),
+                false => batch(conn, "ROLLBACK TO write").and_then(|()| batch(conn, "RELEASE write")),
+            };
+            if let Err(e) = ended {
                 broken = Some(e);
             }
         }
