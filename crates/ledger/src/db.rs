@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
@@ -143,8 +144,8 @@ pub(crate) enum Db {
     Sqlite {
         /// One writer with group commit, a few readers (see [`crate::sqlite`]).
         db: SqliteDb,
-        /// For the migrations, which run through sqlx.
-        connect: Box<SqliteConnectOptions>,
+        /// For the migrations, which run through sqlx. Shared: a `Ledger` is cloned per request.
+        connect: Arc<SqliteConnectOptions>,
     },
     Pg(PgPool),
 }
@@ -224,7 +225,7 @@ impl Db {
                     LedgerError::Connect { source, .. } => LedgerError::Connect { url: redacted.clone(), source },
                     other => other,
                 })?;
-            Ok((Db::Sqlite { db, connect: Box::new(connect) }, Backend::Sqlite))
+            Ok((Db::Sqlite { db, connect: Arc::new(connect) }, Backend::Sqlite))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
             if connect.get_application_name().is_none() {
