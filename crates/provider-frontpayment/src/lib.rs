@@ -101,8 +101,8 @@ fn header_secret<'a>(account: &'a Account, key: &'static str) -> Result<&'a Secr
 
 #[cfg(test)]
 mod tests {
-    use cancelgate_core::{HeaderValueKind, UPSTREAM_TEXT_LIMIT};
-    use http::StatusCode;
+    use cancelgate_core::HeaderValueKind;
+    use cancelgate_core::testing::{answer_body, classify_anything};
     use proptest::prelude::*;
 
     use super::*;
@@ -252,21 +252,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn classify_never_panics(
-            status in 100u16..=599,
-            body in prop_oneof![
-                proptest::collection::vec(any::<u8>(), 0..2048),
-                json_like().prop_map(String::into_bytes),
-            ],
-            truncated: bool,
-            after_ambiguous: bool,
-        ) {
-            let mut response = HttpResponse::new(StatusCode::from_u16(status).unwrap(), body);
-            response.truncated = truncated;
-            let outcome = FrontPayment.classify_cancel(&response, AttemptContext { after_ambiguous });
-            if let Outcome::Refused(r) = &outcome {
-                prop_assert!(r.upstream_code.as_ref().is_none_or(|m| m.len() <= UPSTREAM_TEXT_LIMIT));
-            }
+        fn classify_never_panics(status in 100u16..=599, body in answers(), truncated: bool, after_ambiguous: bool) {
+            classify_anything(&FrontPayment, status, body, truncated, after_ambiguous)?;
         }
 
         #[test]
@@ -289,36 +276,12 @@ mod tests {
         }
     }
 
-    /// JSON built from the keys of Front Payment's envelope, with values of any type.
-    fn json_like() -> impl Strategy<Value = String> {
-        let key = prop_oneof![
-            Just("status_code"),
-            Just("status_message"),
-            Just("message"),
-            Just("is_error"),
-            Just("errors"),
-            Just("data")
-        ];
-        let leaf = prop_oneof![
-            Just(json!(null)),
-            any::<bool>().prop_map(|b| json!(b)),
-            prop_oneof![Just(202i64), Just(400), Just(404), Just(510), any::<i64>()].prop_map(|n| json!(n)),
-            any::<f64>().prop_map(|n| json!(n)),
-            prop_oneof![
-                Just("reservationStatusAlreadyCompleted".to_owned()),
-                Just("prerequisiteFailedToCancelReservation".to_owned()),
-                Just("orderNotFound".to_owned()),
-                any::<String>(),
-            ]
-            .prop_map(|s| json!(s)),
-        ];
-        let value = leaf.prop_recursive(3, 16, 4, move |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-                proptest::collection::btree_map(key.clone().prop_map(str::to_owned), inner, 0..4)
-                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        });
-        value.prop_map(|v| v.to_string())
+    /// Bodies shaped like Front Payment's envelope: its keys and the values its classifier tells apart.
+    fn answers() -> impl Strategy<Value = Vec<u8>> {
+        answer_body(
+            &["status_code", "status_message", "message", "is_error", "errors", "data"],
+            &["reservationStatusAlreadyCompleted", "prerequisiteFailedToCancelReservation", "orderNotFound"],
+            &[202, 400, 404, 510],
+        )
     }
 }
