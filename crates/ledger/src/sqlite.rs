@@ -14,6 +14,11 @@
 //! driver hands every statement to a worker thread and back, which cost more than SQLite itself).
 //! Reads (replays included) go to reader threads beside the writer (WAL lets them run during a
 //! write). Migrations still run through sqlx (`Db::migrate`), on a connection of their own.
+//!
+//! WAL checkpoints (copying the log back into the database file, two fsyncs) run on a thread of
+//! their own, not in the writer's `COMMIT` as SQLite does by default: there, every ~1,000 pages,
+//! one commit and every write queued behind it waited ~30 ms for the fsyncs (the p99 of
+//! `bench/run`'s latency scenario).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +42,12 @@ const MAX_GROUP: usize = 256;
 const MAX_READERS: u32 = 4;
 /// Distinct statements the ledger runs, so each is prepared once per connection.
 const STATEMENT_CACHE: usize = 64;
+/// At most one checkpoint per this long, while there are commits: each costs two fsyncs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// A log this long (frames, ~4 KB each) that passive checkpoints never emptied (the writer never
+/// paused long enough to restart it) is emptied by one that waits for the writer: the log stays
+/// bounded under a write load that never stops.
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// The histogram of writes per SQLite transaction (how much group commit saves).
 pub const GROUP_SIZE: &str = "cancelgate_ledger_writes_per_commit";
@@ -93,15 +104,18 @@ enum ReaderMessage {
 
 impl SqliteDb {
     /// Opens the writing connection first (it creates the file and turns WAL on), then the
-    /// readers, each on a thread of its own.
+    /// checkpointer's and the readers', each on a thread of its own.
     pub(crate) fn open(config: &SqliteConfig) -> Result<SqliteDb, LedgerError> {
-        let writer = open_connection(config, true)?;
+        let writer = open_connection(config, Role::Writer)?;
+        let checkpointer = open_connection(config, Role::Checkpointer)?;
         let (writes, queue) = flume::bounded(QUEUE);
-        spawn("cancelgate-ledger-writer", move || run_writer(writer, queue))?;
+        let (nudge, nudges) = flume::bounded(1);
+        spawn("cancelgate-ledger-writer", move || run_writer(writer, queue, nudge))?;
+        spawn("cancelgate-ledger-checkpointer", move || run_checkpointer(&checkpointer, &nudges))?;
         let readers = config.readers.clamp(1, MAX_READERS);
         let (reads, read_queue) = flume::unbounded::<ReaderMessage>();
         for n in 0..readers {
-            let conn = open_connection(config, false)?;
+            let conn = open_connection(config, Role::Reader)?;
             let queue = read_queue.clone();
             spawn(&format!("cancelgate-ledger-reader-{n}"), move || {
                 let mut conn = Some(conn);
@@ -162,7 +176,14 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), LedgerE
         .map_err(|e| LedgerError::Unavailable(Box::new(e)))
 }
 
-fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection, LedgerError> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Writer,
+    Checkpointer,
+    Reader,
+}
+
+fn open_connection(config: &SqliteConfig, role: Role) -> Result<Connection, LedgerError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(&config.path, flags).map_err(|e| connect_error(&config.path, e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -171,16 +192,18 @@ fn open_connection(config: &SqliteConfig, writer: bool) -> Result<Connection, Le
         SqliteSync::Full => "FULL",
         SqliteSync::Normal => "NORMAL",
     };
-    let pragmas = if writer {
+    let pragmas = match role {
         // Savepoint journals (one per grouped write) stay in memory: they only serve a rollback
-        // within the open transaction, never recovery.
-        format!(
+        // within the open transaction, never recovery. No checkpoint in `COMMIT`: the
+        // checkpointer's thread does them.
+        Role::Writer => format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY;"
-        )
-    } else {
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;"
+        ),
+        // The checkpoint syncs the log and the database file as this setting says.
+        Role::Checkpointer => format!("PRAGMA synchronous = {sync}; PRAGMA wal_autocheckpoint = 0;"),
         // A reader never writes, whatever it is asked.
-        "PRAGMA query_only = ON;".to_owned()
+        Role::Reader => "PRAGMA query_only = ON;".to_owned(),
     };
     conn.execute_batch(&pragmas).map_err(|e| connect_error(&config.path, e))?;
     Ok(conn)
@@ -316,7 +339,7 @@ where
     }
 }
 
-fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>) {
+fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>, nudge: flume::Sender<()>) {
     let mut closing = Vec::new();
     while closing.is_empty() {
         let Ok(first) = queue.recv() else { break };
@@ -333,7 +356,11 @@ fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>) {
         if !group.is_empty() {
             commit_group(&mut conn, group);
         }
+        // There is something to checkpoint. Never waits: one nudge pending is enough.
+        let _ = nudge.try_send(());
     }
+    // The checkpointer ends (and closes its connection) once it has done the last nudge.
+    drop(nudge);
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the ledger's writing connection failed");
     }
@@ -349,6 +376,28 @@ fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>) {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Checkpoints the log after commits, at most once per [`CHECKPOINT_EVERY`], until the writer
+/// is gone. A passive checkpoint never waits for the writer or a reader: it copies what it can.
+fn run_checkpointer(conn: &Connection, nudges: &flume::Receiver<()>) {
+    let checkpoint = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get::<_, i64>(1)).map_err(sqlite_error)
+    };
+    while nudges.recv().is_ok() {
+        match checkpoint("PASSIVE") {
+            // Frames in the log, whether copied or not: the log only restarts from its beginning
+            // when a checkpoint copied everything before the next write.
+            Ok(frames) if frames >= WAL_RESTART_FRAMES => {
+                if let Err(e) = checkpoint("RESTART") {
+                    tracing::warn!(error = %e, frames, "the ledger's log could not be restarted; retrying later");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "a checkpoint of the ledger's log failed; retrying later"),
+        }
+        thread::sleep(CHECKPOINT_EVERY);
     }
 }
 

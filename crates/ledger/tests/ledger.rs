@@ -1009,6 +1009,31 @@ async fn a_closed_sqlite_ledger_answers_every_call() {
     assert!(matches!(ledger.begin(new("can_x", "res_x")).await, Err(LedgerError::Closed)));
 }
 
+/// The log is copied back into the database file while the ledger is open, by the
+/// checkpointer's thread (the writer's `COMMIT` no longer does it), a log of a few commits too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_ledgers_log_is_checkpointed_while_it_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("l.db");
+    let ledger = Ledger::connect(&format!("sqlite://{}", file.display()), LedgerOptions::default()).await.unwrap();
+    ledger.migrate().await.unwrap();
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    for i in 0..50 {
+        ledger.begin(new(&format!("can_{i}"), &format!("res_{i}"))).await.unwrap();
+    }
+    let grew = tokio::time::timeout(Duration::from_secs(10), async {
+        while size() <= before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(grew.is_ok(), "the database file stayed at {before} bytes: nothing was checkpointed");
+    // What was checkpointed is what was committed.
+    assert!(ledger.get("can_49").await.unwrap().is_some());
+    ledger.close().await;
+}
+
 #[tokio::test]
 async fn bad_urls_are_refused_without_leaking_secrets() {
     let e = Ledger::connect("mysql://u:s3cret@db/x", LedgerOptions::default()).await.unwrap_err();
