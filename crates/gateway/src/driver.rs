@@ -104,8 +104,8 @@ impl Driver {
                     let latency = started.elapsed();
                     let (health, provider_429) = health_of(&result);
                     admission.record(health, Some(latency), provider_429);
-                    let answer = attempt_record(&result, started);
-                    let answer = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, answer);
+                    let answer = attempt_record(&result, latency);
+                    let answer = crate::telemetry::upstream_attempt(entry.id(), &job.record_id, n, latency, answer);
                     (answer, Verdict::of(result))
                 }
                 Err(build_error) => {
@@ -331,8 +331,8 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
 const SETTLING_OUTCOMES: [&str; 4] = ["cancelled", "refused", "rate_limited", "needs_review"];
 
 /// The ledger's view of one attempt: a short outcome label, and the bounded answer.
-fn attempt_record(result: &AttemptResult, started: Instant) -> AttemptRecord {
-    let latency_ms = started.elapsed().as_millis() as u64;
+fn attempt_record(result: &AttemptResult, latency: Duration) -> AttemptRecord {
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     let finished_at = OffsetDateTime::now_utc();
     match result {
         AttemptResult::NoAnswer(e) => AttemptRecord {

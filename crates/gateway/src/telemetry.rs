@@ -196,15 +196,17 @@ pub fn follow<F: Future>(fut: F) -> impl Future<Output = F::Output> {
 }
 
 /// One upstream attempt: its event and metrics. Returns the record unchanged, so the driver
-/// calls it in line where it stores the attempt.
+/// calls it in line where it stores the attempt. The histogram takes the measured `latency`, not
+/// the record's whole milliseconds: a loopback or same-zone answer is well under one.
 pub fn upstream_attempt(
     provider: &str,
     cancellation_id: &str,
     attempt: u32,
+    latency: std::time::Duration,
     record: cancelgate_ledger::AttemptResult,
 ) -> cancelgate_ledger::AttemptResult {
     metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider.to_owned(), "outcome" => record.outcome.clone())
-        .record(record.latency_ms as f64 / 1000.0);
+        .record(latency.as_secs_f64());
     if attempt > 1 {
         metrics::counter!(names::RETRIES_TOTAL, "provider" => provider.to_owned()).increment(1);
     }
@@ -256,4 +258,37 @@ pub fn set_ledger_backlog(stats: &cancelgate_ledger::Stats, now: OffsetDateTime)
     metrics::gauge!(names::LEDGER_PROCESSING).set(stats.processing as f64);
     let age = stats.oldest_processing_created_at.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
     metrics::gauge!(names::LEDGER_OLDEST_PROCESSING_AGE).set(age);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A sub-millisecond attempt shows in the histogram as what it took, not as zero (the
+    /// record's `latency_ms` is whole milliseconds).
+    #[test]
+    fn upstream_attempts_are_timed_below_a_millisecond() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let record = cancelgate_ledger::AttemptResult {
+            finished_at: OffsetDateTime::UNIX_EPOCH,
+            latency_ms: 0,
+            outcome: "cancelled".to_owned(),
+            http_status: Some(200),
+            body: None,
+            error: None,
+        };
+        metrics::with_local_recorder(&recorder, || {
+            upstream_attempt("chargeapi", "can_1", 1, Duration::from_micros(250), record);
+        });
+        let text = handle.render();
+        let sum = text
+            .lines()
+            .find(|l| l.starts_with("cancelgate_upstream_duration_seconds_sum{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        assert_eq!(sum, Some(0.00025), "{text}");
+    }
 }
