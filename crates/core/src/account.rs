@@ -3,6 +3,8 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::BuildError;
+
 /// One configuration key a provider needs in each of its accounts (`providers.{id}.accounts.{name}.{key}`).
 ///
 /// Providers declare their credentials as data; the gateway reads exactly these keys (and their
@@ -55,6 +57,21 @@ impl Account {
     /// The secret under `key`, still wrapped: expose it only where it is put on the wire.
     pub fn secret(&self, key: &'static str) -> Result<&SecretString, MissingCredential> {
         self.secrets.get(key).ok_or_else(|| self.missing(key))
+    }
+
+    /// The secret under `key`, if it can go into an HTTP header as is (non-empty, visible ASCII).
+    /// Checked when the request is built, so a bad value in configuration fails there, not in the
+    /// executor (or worse, in the header line).
+    pub fn header_secret(&self, key: &'static str) -> Result<&SecretString, BuildError> {
+        let secret = self.secret(key)?;
+        let value = secret.expose_secret();
+        if value.is_empty() {
+            return Err(self.missing(key).into());
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(BuildError::UnsendableCredential { account: self.name.clone(), key });
+        }
+        Ok(secret)
     }
 
     pub fn setting(&self, key: &'static str) -> Option<&str> {

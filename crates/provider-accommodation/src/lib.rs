@@ -10,7 +10,7 @@ use cancelgate_core::{
     HttpResponse, InvalidReference, MissingCredential, Outcome, ProviderId, Reference, check_reference,
 };
 use http::{HeaderName, Method};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 pub const ID: ProviderId = ProviderId::new("accommodation");
@@ -52,7 +52,7 @@ impl CancelProvider for Accommodation {
     }
 
     fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError> {
-        let api_key = header_secret(account, API_KEY)?;
+        let api_key = account.header_secret(API_KEY)?;
         let code = account.secret(CONNECTION_CODE)?.expose_secret();
         if code.is_empty() {
             return Err(MissingCredential { account: account.name().to_owned(), key: CONNECTION_CODE }.into());
@@ -80,20 +80,6 @@ fn connection_code(code: &str) -> Value {
         Ok(number) if canonical_digits => json!(number),
         _ => json!(code),
     }
-}
-
-/// The secret under `key`, if it can go into an HTTP header as is. Checked here so that a bad
-/// value in configuration fails the build, not the executor (or worse, the header line).
-fn header_secret<'a>(account: &'a Account, key: &'static str) -> Result<&'a SecretString, BuildError> {
-    let secret = account.secret(key)?;
-    let value = secret.expose_secret();
-    if value.is_empty() {
-        return Err(MissingCredential { account: account.name().to_owned(), key }.into());
-    }
-    if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BuildError::UnsendableCredential { account: account.name().to_owned(), key });
-    }
-    Ok(secret)
 }
 
 #[cfg(test)]

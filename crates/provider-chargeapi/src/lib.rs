@@ -7,10 +7,9 @@ mod wire;
 use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
-    HttpResponse, InvalidReference, MissingCredential, Outcome, ProviderId, Reference, check_reference,
+    HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
 };
 use http::Method;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 pub const ID: ProviderId = ProviderId::new("chargeapi");
@@ -49,7 +48,7 @@ impl CancelProvider for ChargeApi {
     }
 
     fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError> {
-        let key = header_secret(account, SECRET_KEY)?;
+        let key = account.header_secret(SECRET_KEY)?;
         Ok(HttpRequest::new(Method::POST, format!("/v1/reservations/{}/cancel", request.reference))
             .bearer(key)
             .json(&json!({})))
@@ -60,25 +59,12 @@ impl CancelProvider for ChargeApi {
     }
 }
 
-/// The secret under `key`, if it can go into an HTTP header as is. Checked here so that a bad
-/// value in configuration fails the build, not the executor (or worse, the header line).
-fn header_secret<'a>(account: &'a Account, key: &'static str) -> Result<&'a SecretString, BuildError> {
-    let secret = account.secret(key)?;
-    let value = secret.expose_secret();
-    if value.is_empty() {
-        return Err(MissingCredential { account: account.name().to_owned(), key }.into());
-    }
-    if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BuildError::UnsendableCredential { account: account.name().to_owned(), key });
-    }
-    Ok(secret)
-}
-
 #[cfg(test)]
 mod tests {
-    use cancelgate_core::HeaderValueKind;
     use cancelgate_core::testing::{answer_body, classify_anything};
+    use cancelgate_core::{HeaderValueKind, MissingCredential};
     use proptest::prelude::*;
+    use secrecy::ExposeSecret;
 
     use super::*;
 

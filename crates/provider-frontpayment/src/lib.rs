@@ -7,10 +7,9 @@ mod wire;
 use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
-    HttpResponse, InvalidReference, MissingCredential, Outcome, ProviderId, Reference, check_reference,
+    HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
 };
 use http::Method;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 pub const ID: ProviderId = ProviderId::new("frontpayment");
@@ -52,7 +51,7 @@ impl CancelProvider for FrontPayment {
     }
 
     fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError> {
-        let token = header_secret(account, TOKEN)?;
+        let token = account.header_secret(TOKEN)?;
         Ok(HttpRequest::new(Method::GET, format!("/api/v1/connect/reservations/cancel/{}", request.reference))
             .bearer(token)
             .json(&json!({ "note": note(request, account) })))
@@ -85,25 +84,12 @@ fn note<'a>(request: &'a CancelRequest, account: &'a Account) -> &'a str {
         .unwrap_or(FALLBACK_NOTE)
 }
 
-/// The secret under `key`, if it can go into an HTTP header as is. Checked here so that a bad
-/// value in configuration fails the build, not the executor (or worse, the header line).
-fn header_secret<'a>(account: &'a Account, key: &'static str) -> Result<&'a SecretString, BuildError> {
-    let secret = account.secret(key)?;
-    let value = secret.expose_secret();
-    if value.is_empty() {
-        return Err(MissingCredential { account: account.name().to_owned(), key }.into());
-    }
-    if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BuildError::UnsendableCredential { account: account.name().to_owned(), key });
-    }
-    Ok(secret)
-}
-
 #[cfg(test)]
 mod tests {
-    use cancelgate_core::HeaderValueKind;
     use cancelgate_core::testing::{answer_body, classify_anything};
+    use cancelgate_core::{HeaderValueKind, MissingCredential};
     use proptest::prelude::*;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
