@@ -59,16 +59,21 @@ impl Account {
         self.secrets.get(key).ok_or_else(|| self.missing(key))
     }
 
+    /// The secret under `key`, present and not empty: an empty value is as missing as no value.
+    pub fn nonempty_secret(&self, key: &'static str) -> Result<&SecretString, MissingCredential> {
+        let secret = self.secret(key)?;
+        if secret.expose_secret().is_empty() {
+            return Err(self.missing(key));
+        }
+        Ok(secret)
+    }
+
     /// The secret under `key`, if it can go into an HTTP header as is (non-empty, visible ASCII).
     /// Checked when the request is built, so a bad value in configuration fails there, not in the
     /// executor (or worse, in the header line).
     pub fn header_secret(&self, key: &'static str) -> Result<&SecretString, BuildError> {
-        let secret = self.secret(key)?;
-        let value = secret.expose_secret();
-        if value.is_empty() {
-            return Err(self.missing(key).into());
-        }
-        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        let secret = self.nonempty_secret(key)?;
+        if !secret.expose_secret().bytes().all(|b| b.is_ascii_graphic()) {
             return Err(BuildError::UnsendableCredential { account: self.name.clone(), key });
         }
         Ok(secret)

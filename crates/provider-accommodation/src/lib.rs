@@ -7,7 +7,7 @@ mod wire;
 use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
-    HttpResponse, InvalidReference, MissingCredential, Outcome, ProviderId, Reference, check_reference,
+    HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
 };
 use http::{HeaderName, Method};
 use secrecy::ExposeSecret;
@@ -53,10 +53,7 @@ impl CancelProvider for Accommodation {
 
     fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError> {
         let api_key = account.header_secret(API_KEY)?;
-        let code = account.secret(CONNECTION_CODE)?.expose_secret();
-        if code.is_empty() {
-            return Err(MissingCredential { account: account.name().to_owned(), key: CONNECTION_CODE }.into());
-        }
+        let code = account.nonempty_secret(CONNECTION_CODE)?.expose_secret();
         let mut input = Map::new();
         input.insert("reference".into(), json!({ "bookingReference": request.reference.as_str() }));
         // Optional upstream: an absent language lets the partner use its own default.
@@ -84,8 +81,8 @@ fn connection_code(code: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use cancelgate_core::HeaderValueKind;
     use cancelgate_core::testing::{answer_body, classify_anything};
+    use cancelgate_core::{HeaderValueKind, MissingCredential};
     use proptest::prelude::*;
 
     use super::*;
