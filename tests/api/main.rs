@@ -24,6 +24,8 @@ mod postgres;
 mod postgres_env;
 mod process;
 mod properties;
+mod quota;
+mod redis_env;
 mod resilience;
 mod sandbox_outcomes;
 mod secrets;

@@ -8,8 +8,8 @@ use cancelgate_core::{Account, CancelProvider};
 use secrecy::ExposeSecret;
 
 use crate::executor::Executor;
-use crate::resilience::ProviderGuard;
-use crate::settings::{ProviderSettings, Settings, SettingsError};
+use crate::resilience::{ProviderGuard, QuotaStore};
+use crate::settings::{ProviderSettings, RateLimitScope, Settings, SettingsError};
 
 /// Every adapter the gateway was built with.
 pub fn adapters() -> Vec<Arc<dyn CancelProvider>> {
@@ -55,6 +55,14 @@ impl Registry {
     pub fn build(settings: &Settings) -> Result<Self, SettingsError> {
         let adapters = adapters();
         let mut providers = BTreeMap::new();
+        // One connection for every shared quota; made (and checked) only when a provider uses one.
+        let uses_store = settings.providers.values().any(|p| p.rate_limit.scope == RateLimitScope::Shared);
+        let store = match &settings.redis {
+            Some(redis) if uses_store => Some(QuotaStore::new(redis).map_err(|e| {
+                SettingsError::invalid("redis.url", format!("not a usable Redis URL ({:?})", e.kind()))
+            })?),
+            _ => None,
+        };
         for (id, provider_settings) in &settings.providers {
             let Some(adapter) = adapters.iter().find(|a| a.id().as_str() == id) else {
                 let known: Vec<_> = adapters.iter().map(|a| a.id().as_str()).collect();
@@ -66,7 +74,7 @@ impl Registry {
             let accounts = resolve_accounts(adapter.as_ref(), id, provider_settings)?;
             let executor = Executor::new(adapter.id(), provider_settings)
                 .map_err(|e| SettingsError::invalid(format!("providers.{id}"), e.to_string()))?;
-            let guard = ProviderGuard::new(provider_settings);
+            let guard = ProviderGuard::new(adapter.id().as_str(), provider_settings, store.as_ref());
             let entry = ProviderEntry {
                 adapter: adapter.clone(),
                 settings: provider_settings.clone(),

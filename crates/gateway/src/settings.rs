@@ -25,6 +25,29 @@ pub struct Settings {
     pub providers: BTreeMap<String, ProviderSettings>,
     #[serde(default)]
     pub log: LogSettings,
+    /// The store of shared quotas (SPEC §11); needed only when a provider's
+    /// `rate_limit.scope` is `shared`.
+    #[serde(default)]
+    pub redis: Option<RedisSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` (or `rediss://`); may hold a password: never printed.
+    #[serde(default = "defaults::no_secret")]
+    pub url: SecretString,
+    /// A file holding the URL (a container secret); read at load, it wins over `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// Prefix of every key the gateway writes, so that several fleets (or test runs) can share
+    /// one Redis without sharing quotas.
+    #[serde(default = "defaults::redis_key_prefix")]
+    pub key_prefix: String,
+    /// One round trip to Redis may take this long before the provider's `on_store_error`
+    /// applies: the limiter is on the hot path, a slow store must not become a slow gateway.
+    #[serde(default = "defaults::redis_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,11 +211,68 @@ impl Default for RetrySettings {
 pub struct ProviderRateLimit {
     #[serde(default = "defaults::provider_per_second")]
     pub per_second: u32,
+    /// Calls allowed at once above the steady rate; defaults to one second's worth.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// `local` (per process) or `shared` (across every replica on the same `redis.url`).
+    #[serde(default)]
+    pub scope: RateLimitScope,
+    /// What a `shared` limit does while Redis cannot answer.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
 }
 
 impl Default for ProviderRateLimit {
     fn default() -> Self {
-        Self { per_second: defaults::provider_per_second() }
+        Self {
+            per_second: defaults::provider_per_second(),
+            burst: None,
+            scope: RateLimitScope::default(),
+            on_store_error: OnStoreError::default(),
+        }
+    }
+}
+
+impl ProviderRateLimit {
+    /// The burst in force: as configured, else one second's worth (SPEC §11).
+    pub fn burst_or_default(&self) -> u32 {
+        self.burst.unwrap_or(self.per_second)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitScope {
+    #[default]
+    Local,
+    Shared,
+}
+
+impl RateLimitScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+/// A shared limit whose store fails: fall back to this process's own limiter (the fleet may then
+/// send up to one quota per replica), or refuse calls (`503 provider_unavailable`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    #[default]
+    Local,
+    Deny,
+}
+
+impl OnStoreError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Deny => "deny",
+        }
     }
 }
 
@@ -283,6 +363,12 @@ mod defaults {
     }
     pub fn provider_per_second() -> u32 {
         100
+    }
+    pub fn redis_key_prefix() -> String {
+        "cancelgate".to_owned()
+    }
+    pub fn redis_timeout_ms() -> u64 {
+        200
     }
     pub fn failure_rate() -> f64 {
         0.5
@@ -379,6 +465,14 @@ impl Settings {
         if secrecy::ExposeSecret::expose_secret(&settings.ledger.url).is_empty() {
             return Err(SettingsError::invalid("ledger.url", "missing: set `ledger.url` or `ledger.url_file`"));
         }
+        if let Some(redis) = &mut settings.redis
+            && let Some(path) = &redis.url_file
+        {
+            let url = std::fs::read_to_string(path).map_err(|e| {
+                SettingsError::invalid("redis.url_file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            redis.url = SecretString::from(url.trim().to_owned());
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -435,6 +529,15 @@ impl Settings {
             if provider.rate_limit.per_second == 0 {
                 return Err(SettingsError::invalid(key("rate_limit.per_second"), "must be at least 1"));
             }
+            if provider.rate_limit.burst == Some(0) {
+                return Err(SettingsError::invalid(key("rate_limit.burst"), "must be at least 1"));
+            }
+            if provider.rate_limit.scope == RateLimitScope::Shared && self.redis.is_none() {
+                return Err(SettingsError::invalid(
+                    key("rate_limit.scope"),
+                    "`shared` needs a Redis: set `redis.url` (or `redis.url_file`)",
+                ));
+            }
             let cb = &provider.circuit_breaker;
             if !(cb.failure_rate > 0.0 && cb.failure_rate <= 1.0) {
                 return Err(SettingsError::invalid(key("circuit_breaker.failure_rate"), "must be in (0, 1]"));
@@ -455,8 +558,34 @@ impl Settings {
                 ));
             }
         }
+        if let Some(redis) = &self.redis {
+            check_redis(redis)?;
+        }
         Ok(())
     }
+}
+
+fn check_redis(redis: &RedisSettings) -> Result<(), SettingsError> {
+    use secrecy::ExposeSecret;
+    let url = redis.url.expose_secret();
+    if url.is_empty() {
+        return Err(SettingsError::invalid("redis.url", "missing: set `redis.url` or `redis.url_file`"));
+    }
+    // The URL's own text is never quoted back: it may hold a password.
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        _ => return Err(SettingsError::invalid("redis.url", "must be a redis://host:port URL")),
+    }
+    if redis.timeout_ms == 0 {
+        return Err(SettingsError::invalid("redis.timeout_ms", "must be at least 1 ms"));
+    }
+    let prefix_ok = !redis.key_prefix.is_empty()
+        && redis.key_prefix.len() <= 64
+        && redis.key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'));
+    if !prefix_ok {
+        return Err(SettingsError::invalid("redis.key_prefix", "1-64 of A-Z a-z 0-9 _ - : ."));
+    }
+    Ok(())
 }
 
 /// `providers/{id}.toml` files, sorted by id.
@@ -519,6 +648,11 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "limits.body_read_timeout_ms = {}", s.limits.body_read_timeout_ms)?;
         writeln!(f, "limits.max_header_bytes = {}", s.limits.max_header_bytes)?;
         writeln!(f, "limits.max_headers = {}", s.limits.max_headers)?;
+        if let Some(redis) = &s.redis {
+            writeln!(f, "redis.url = \"[REDACTED]\"")?;
+            writeln!(f, "redis.key_prefix = {:?}", redis.key_prefix)?;
+            writeln!(f, "redis.timeout_ms = {}", redis.timeout_ms)?;
+        }
         for (name, c) in &s.clients {
             writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
             writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;
@@ -532,6 +666,9 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
             writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
             writeln!(f, "providers.{id}.rate_limit.per_second = {}", p.rate_limit.per_second)?;
+            writeln!(f, "providers.{id}.rate_limit.burst = {}", p.rate_limit.burst_or_default())?;
+            writeln!(f, "providers.{id}.rate_limit.scope = {:?}", p.rate_limit.scope.as_str())?;
+            writeln!(f, "providers.{id}.rate_limit.on_store_error = {:?}", p.rate_limit.on_store_error.as_str())?;
             for (account, fields) in &p.accounts {
                 let mut keys: Vec<_> = fields.keys().collect();
                 keys.sort();

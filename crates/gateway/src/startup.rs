@@ -42,6 +42,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        // First: what is built next registers its metrics (at 0) with the recorder.
+        let _ = crate::telemetry::prometheus();
         let registry = Registry::build(&settings)?;
         let clients = Clients::from_settings(&settings);
         if clients.accepts_demo_key() {
@@ -61,7 +63,6 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-        let _ = crate::telemetry::prometheus();
         let client_limits = Arc::new(ClientLimits::new(&clients));
         let state = AppState {
             settings: Arc::new(settings),

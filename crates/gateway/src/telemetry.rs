@@ -40,6 +40,8 @@ pub mod names {
     pub const UPSTREAM_IN_FLIGHT: &str = "cancelgate_upstream_in_flight";
     /// Gauge `{provider}`: 0 closed, 1 half open, 2 open.
     pub const CIRCUIT_STATE: &str = "cancelgate_circuit_state";
+    /// Counter `{provider}`: calls to the shared quota store (Redis) that failed or timed out.
+    pub const RATE_LIMIT_STORE_ERRORS: &str = "cancelgate_rate_limit_store_errors_total";
     /// Histogram `{op}`: one ledger operation, seconds (recorded by the ledger crate).
     pub const LEDGER_DURATION: &str = cancelgate_ledger::LEDGER_DURATION;
     /// Histogram: writes carried by one SQLite commit (group commit; recorded by the ledger crate).
@@ -81,6 +83,7 @@ fn describe() {
     describe_histogram!(names::REQUEST_DURATION, Unit::Seconds, "Time to answer a request.");
     describe_histogram!(names::UPSTREAM_DURATION, Unit::Seconds, "One upstream attempt, by outcome.");
     describe_counter!(names::RETRIES_TOTAL, "Upstream attempts after the first one of a cancellation.");
+    describe_counter!(names::RATE_LIMIT_STORE_ERRORS, "Shared quota store (Redis) calls that failed or timed out.");
     describe_gauge!(names::UPSTREAM_IN_FLIGHT, "Upstream calls in flight.");
     describe_gauge!(names::CIRCUIT_STATE, "Circuit breaker state: 0 closed, 1 half open, 2 open.");
     describe_histogram!(names::LEDGER_DURATION, Unit::Seconds, "One ledger operation.");

@@ -6,7 +6,9 @@
 //! retries) around it.
 
 mod breaker;
+mod quota;
 mod rate_limit;
+mod shared_quota;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +16,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use breaker::{Admit, Breaker, CircuitState, Health};
+pub use quota::{ProviderQuota, QuotaMode, QuotaRefusal};
 pub use rate_limit::{ClientLimits, RateLimit};
+pub use shared_quota::{QuotaStore, SharedVerdict, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -37,13 +41,15 @@ pub enum Shed {
     },
     /// `max_in_flight` calls are already out.
     Full,
+    /// The provider's quota is shared, its store cannot answer and `on_store_error = "deny"`.
+    QuotaStoreUnavailable,
 }
 
 impl Shed {
     pub fn retry_after(self) -> Duration {
         match self {
             Self::RateLimited { retry_after } | Self::CircuitOpen { retry_after } => retry_after,
-            Self::Full => Duration::from_secs(1),
+            Self::Full | Self::QuotaStoreUnavailable => Duration::from_secs(1),
         }
     }
 }
@@ -56,7 +62,7 @@ pub struct ProviderGuard {
 #[derive(Debug)]
 struct Inner {
     breaker: Mutex<Breaker>,
-    limit: RateLimit,
+    quota: ProviderQuota,
     bulkhead: Arc<Semaphore>,
     max_in_flight: usize,
     in_flight: AtomicUsize,
@@ -86,10 +92,11 @@ pub struct HealthSnapshot {
 }
 
 impl ProviderGuard {
-    pub fn new(settings: &ProviderSettings) -> Self {
+    /// `store` serves a `shared` quota (SPEC §11); without one the quota is this process's own.
+    pub fn new(provider: &'static str, settings: &ProviderSettings, store: Option<&Arc<QuotaStore>>) -> Self {
         let inner = Inner {
             breaker: Mutex::new(Breaker::new(&settings.circuit_breaker, Instant::now())),
-            limit: RateLimit::per_second(settings.rate_limit.per_second, None),
+            quota: ProviderQuota::new(provider, &settings.rate_limit, store),
             bulkhead: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
             in_flight: AtomicUsize::new(0),
@@ -104,7 +111,7 @@ impl ProviderGuard {
     /// For a caller waiting on the answer: fail fast (rate limit, open circuit, and at most
     /// [`BULKHEAD_WAIT`] for room).
     pub async fn admit_now(&self) -> Result<Admission, Shed> {
-        self.inner.limit.check().map_err(|retry_after| Shed::RateLimited { retry_after })?;
+        self.inner.quota.check().await.map_err(shed_of)?;
         let permit = tokio::time::timeout(BULKHEAD_WAIT, self.inner.bulkhead.clone().acquire_owned())
             .await
             .map_err(|_| Shed::Full)?
@@ -116,8 +123,8 @@ impl ProviderGuard {
     /// by each wait's `Retry-After`; the driver renews its lease between calls.
     pub async fn admit_patiently(&self) -> Admission {
         loop {
-            if let Err(wait) = self.inner.limit.check() {
-                tokio::time::sleep(wait).await;
+            if let Err(refusal) = self.inner.quota.check().await {
+                tokio::time::sleep(shed_of(refusal).retry_after()).await;
                 continue;
             }
             let Ok(permit) = self.inner.bulkhead.clone().acquire_owned().await else {
@@ -153,6 +160,16 @@ impl ProviderGuard {
         self.inner.budget.withdraw()
     }
 
+    /// Where this provider's quota is decided now, from the last store answer.
+    pub fn quota_mode(&self) -> QuotaMode {
+        self.inner.quota.mode()
+    }
+
+    /// As [`Self::quota_mode`], asking the store first (one round trip when the quota is shared).
+    pub async fn probe_quota(&self) -> QuotaMode {
+        self.inner.quota.probe().await
+    }
+
     pub fn snapshot(&self) -> HealthSnapshot {
         let now = Instant::now();
         let (circuit, success_rate) = {
@@ -173,8 +190,8 @@ impl ProviderGuard {
             latency_p99_ms: pct(0.99),
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
             max_in_flight: self.inner.max_in_flight,
-            rate_limit_per_second: self.inner.limit.per_second_value(),
-            rate_limited_for: self.inner.limit.blocked_for(),
+            rate_limit_per_second: self.inner.quota.per_second(),
+            rate_limited_for: self.inner.quota.blocked_for(),
         }
     }
 }
@@ -194,7 +211,7 @@ impl Admission {
             samples.push_back(micros);
         }
         if let Some(wait) = provider_429 {
-            self.inner.limit.block_for(wait);
+            self.inner.quota.pause(wait);
         }
     }
 }
@@ -205,6 +222,13 @@ impl Drop for Admission {
         if !self.recorded {
             lock(&self.inner.breaker).record(Health::Neutral, Instant::now());
         }
+    }
+}
+
+fn shed_of(refusal: QuotaRefusal) -> Shed {
+    match refusal {
+        QuotaRefusal::Exhausted(retry_after) => Shed::RateLimited { retry_after },
+        QuotaRefusal::StoreUnavailable => Shed::QuotaStoreUnavailable,
     }
 }
 
@@ -231,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_bulkhead_turns_callers_away_after_a_short_wait() {
-        let guard = ProviderGuard::new(&settings(2, 1000));
+        let guard = ProviderGuard::new("chargeapi", &settings(2, 1000), None);
         let a = guard.admit_now().await.unwrap();
         let _b = guard.admit_now().await.unwrap();
         let started = Instant::now();
@@ -244,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_circuit_opens_on_failures_and_sheds_at_once() {
-        let guard = ProviderGuard::new(&settings(10, 1000));
+        let guard = ProviderGuard::new("chargeapi", &settings(10, 1000), None);
         for _ in 0..2 {
             guard.admit_now().await.unwrap().record(Health::Failure, Some(Duration::from_millis(5)), None);
         }
@@ -255,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_provider_429_blocks_its_limiter() {
-        let guard = ProviderGuard::new(&settings(10, 1000));
+        let guard = ProviderGuard::new("chargeapi", &settings(10, 1000), None);
         guard.admit_now().await.unwrap().record(Health::Neutral, None, Some(Duration::from_secs(7)));
         let Err(Shed::RateLimited { retry_after }) = guard.admit_now().await else { panic!("should be rate limited") };
         assert!(retry_after > Duration::from_secs(5) && retry_after <= Duration::from_secs(7));
@@ -265,7 +289,7 @@ mod tests {
     async fn the_retry_budget_caps_retries() {
         let mut s = settings(10, 1000);
         s.retry.budget_ratio = 0.2;
-        let guard = ProviderGuard::new(&s);
+        let guard = ProviderGuard::new("chargeapi", &s, None);
         for _ in 0..100 {
             guard.deposit();
         }
@@ -276,7 +300,7 @@ mod tests {
 
     #[test]
     fn percentiles_come_from_recent_latencies() {
-        let guard = ProviderGuard::new(&settings(200, 1000));
+        let guard = ProviderGuard::new("chargeapi", &settings(200, 1000), None);
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         for ms in 1..=100u64 {
             let admission = rt.block_on(guard.admit_now()).unwrap();

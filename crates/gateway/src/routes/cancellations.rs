@@ -263,6 +263,10 @@ fn shed_error(shed: Shed) -> ApiError {
             ErrorCode::ProviderUnavailable,
             "The provider has as many cancellations in flight as allowed; nothing was sent.",
         ),
+        Shed::QuotaStoreUnavailable => ApiError::new(
+            ErrorCode::ProviderUnavailable,
+            "The provider's shared quota cannot be checked right now (its store is unavailable); nothing was sent.",
+        ),
     };
     error.with_retry_after(shed.retry_after())
 }
