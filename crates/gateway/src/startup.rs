@@ -61,7 +61,8 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
-        let _ = crate::telemetry::prometheus();
+        let providers: Vec<&'static str> = registry.entries().map(|e| e.id()).collect();
+        crate::telemetry::register(&providers);
         let client_limits = Arc::new(ClientLimits::new(&clients));
         let state = AppState {
             settings: Arc::new(settings),
