@@ -191,3 +191,105 @@ async fn readyz_is_503_with_reasons_when_the_ledger_is_gone() {
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["checks"]["ledger"], "unreachable");
 }
+
+/// Leaves `reviews` records `needs_review` and one `cancelled` in a fresh SQLite ledger at `url`.
+async fn seed_ledger(url: &str, reviews: usize) {
+    use cancelgate_ledger::{Begin, Final, FinalStatus, Ledger, LedgerOptions, NewCancellation};
+    let now = time::OffsetDateTime::now_utc();
+    let ledger = Ledger::connect(url, LedgerOptions::default()).await.unwrap();
+    ledger.migrate().await.unwrap();
+    for n in 0..=reviews {
+        let id = format!("can_seed{n}");
+        let new = NewCancellation {
+            id: id.clone(),
+            client: "demo".to_owned(),
+            provider: "chargeapi".to_owned(),
+            account: "default".to_owned(),
+            reference: format!("res_seed{n}"),
+            idempotency_key: None,
+            fingerprint: format!("fp{n}"),
+            request: json!({"reason": null, "language": null}),
+            metadata: json!({}),
+            owner: "gw_seed".to_owned(),
+            now,
+            lease_until: now + time::Duration::minutes(1),
+        };
+        assert!(matches!(ledger.begin(new).await.unwrap(), Begin::Fresh(_)));
+        let fin = if n < reviews {
+            Final {
+                status: FinalStatus::NeedsReview,
+                cancelled_at: None,
+                error: Some(json!({"code": "upstream_timeout"})),
+                upstream: None,
+                http_status: 202,
+                now,
+            }
+        } else {
+            Final {
+                status: FinalStatus::Cancelled,
+                cancelled_at: Some(now),
+                error: None,
+                upstream: None,
+                http_status: 200,
+                now,
+            }
+        };
+        ledger.finish(&id, "gw_seed", fin).await.unwrap();
+    }
+    ledger.close().await;
+}
+
+/// A fresh process (the real binary: its own metrics recorder): before any cancellation every
+/// counter and upstream series already exists at 0, so an alert on a rate can be written; probes,
+/// scrapes and the docs are not counted as requests; the operators' queue and the build are shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_exists_at_start_and_only_v1_requests_are_counted() {
+    use crate::process::Gateway;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ledger.db", dir.path().display());
+    seed_ledger(&url, 2).await;
+    let gateway = Gateway::start(dir.path(), &[("CANCELGATE__LEDGER__URL".to_owned(), url)]).await;
+    let scrape = || async { gateway.client.get(gateway.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs/", "/errors", "/errors/not_found"] {
+        let status = gateway.client.get(gateway.url(path)).send().await.unwrap().status();
+        assert_eq!(status, 200, "{path}");
+    }
+    let text = scrape().await;
+    let requests = samples(&text, "cancelgate_requests_total");
+    assert!(requests.iter().all(|(_, v)| *v == 0.0), "operations endpoints were counted: {requests:?}");
+    let providers = ["chargeapi", "frontpayment", "accommodation"];
+    for provider in providers {
+        assert_eq!(has(&text, "cancelgate_retries_total", &[("provider", provider)]), 0.0);
+        assert_eq!(has(&text, "cancelgate_upstream_in_flight", &[("provider", provider)]), 0.0);
+        for (code, status) in [("ok", "200"), ("ok", "202"), ("upstream_timeout", "504"), ("upstream_error", "502")] {
+            let labels = [("provider", provider), ("code", code), ("status", status)];
+            assert_eq!(has(&text, "cancelgate_requests_total", &labels), 0.0);
+        }
+        for outcome in ["cancelled", "refused", "transient", "ambiguous", "rate_limited", "needs_review"] {
+            let labels = [("provider", provider), ("outcome", outcome)];
+            assert_eq!(has(&text, "cancelgate_upstream_duration_seconds_count", &labels), 0.0);
+        }
+        has(&text, "cancelgate_request_duration_seconds_count", &[("provider", provider)]);
+    }
+    has(&text, "cancelgate_requests_total", &[("provider", "none"), ("code", "unauthorized"), ("status", "401")]);
+    assert_eq!(has(&text, "cancelgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert_eq!(has(&text, "cancelgate_ledger_needs_review", &[]), 2.0, "read from the ledger at the scrape");
+    assert!(text.contains("# TYPE cancelgate_ledger_needs_review gauge"), "{text}");
+    assert!(text.contains("# TYPE cancelgate_build_info gauge"), "{text}");
+
+    // `/v1` requests are counted, with the provider when known, else `none`.
+    let unauthorized = gateway.client.get(gateway.url("/v1/providers")).send().await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let listed = gateway.client.get(gateway.url("/v1/providers")).bearer_auth(DEMO_KEY).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let text = scrape().await;
+    let labels = [("provider", "none"), ("code", "unauthorized"), ("status", "401")];
+    assert_eq!(has(&text, "cancelgate_requests_total", &labels), 1.0);
+    assert_eq!(
+        has(&text, "cancelgate_requests_total", &[("provider", "none"), ("code", "ok"), ("status", "200")]),
+        1.0
+    );
+    let total: f64 = samples(&text, "cancelgate_requests_total").iter().map(|(_, v)| v).sum();
+    assert_eq!(total, 2.0, "the scrapes in between were not counted");
+}

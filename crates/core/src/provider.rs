@@ -75,6 +75,12 @@ pub trait CancelProvider: Send + Sync + fmt::Debug + 'static {
     /// The result is the only way a reference reaches an upstream URL.
     fn parse_reference(&self, raw: &str) -> Result<Reference, InvalidReference>;
 
+    /// What [`parse_reference`](Self::parse_reference) accepts, as an anchored regular expression
+    /// in the subset JSON Schema and ECMA-262 share: the OpenAPI document states it per provider,
+    /// so a request generated from the document is one the gateway accepts (tests/api/openapi.rs
+    /// generates references from it and parses them).
+    fn reference_pattern(&self) -> &'static str;
+
     fn build_cancel(&self, request: &CancelRequest, account: &Account) -> Result<HttpRequest, BuildError>;
 
     /// Classify one answer to a cancel. Never fails: whatever the bytes, there is an outcome.

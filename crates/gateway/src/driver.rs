@@ -330,6 +330,11 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
 /// The labels of [`attempt_record`] whose answer ends the record.
 const SETTLING_OUTCOMES: [&str; 4] = ["cancelled", "refused", "rate_limited", "needs_review"];
 
+/// Every label [`attempt_record`] gives: the `outcome` values of the upstream metrics, whose
+/// series are created at start (`telemetry::register`).
+pub(crate) const ATTEMPT_OUTCOMES: [&str; 7] =
+    ["cancelled", "refused", "rate_limited", "needs_review", cancelgate_ledger::AMBIGUOUS, "transient", "not_sent"];
+
 /// The ledger's view of one attempt: a short outcome label, and the bounded answer.
 fn attempt_record(result: &AttemptResult, latency: Duration) -> AttemptRecord {
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);

@@ -4,8 +4,10 @@
 //! enumerations from the code (`ErrorCode::ALL`, `RefusalReason::ALL`, the registry's adapters).
 //! Each route below lists its success answers and the error codes it can give; [`openapi`]
 //! turns those codes into problem+json responses (with `Retry-After` on 429 and 503) and puts
-//! `X-Request-Id` on every response. A route added to `routes::router` is added here too
-//! (tests/api/openapi.rs checks both lists).
+//! `X-Request-Id` on every response, `security: []` on the operations endpoints and plain
+//! string header parameters. [`document`] is what `/openapi.json` serves (`routes/docs.rs`): it
+//! adds what utoipa's types cannot express. A route added to `routes::router` is added here too
+//! (tests/api/openapi.rs checks both lists, and the points `redocly lint` checks in CI).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -20,9 +22,64 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot};
 
+/// The document as served at `/openapi.json`: [`openapi`], with what utoipa's types cannot say:
+/// the per-provider reference formats ([`reference_formats`]) and the links from a created
+/// cancellation to reading it (utoipa 5 spells a link's `operationId` as `operation_id`).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
+    if let Some(body) = doc.pointer_mut("/components/schemas/CancelBody").and_then(|b| b.as_object_mut()) {
+        body.insert("oneOf".to_owned(), reference_formats());
+    }
+    // Clients and stateful testers follow it: the answer's `id` is the read's `{id}`.
+    let read = serde_json::json!({"GetCancellation": {
+        "operationId": "getCancellation",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "Read this cancellation (its outcome, once settled).",
+    }});
+    for status in ["200", "202"] {
+        let pointer = format!("/paths/~1v1~1cancellations/post/responses/{status}");
+        if let Some(response) = doc.pointer_mut(&pointer).and_then(|r| r.as_object_mut()) {
+            response.insert("links".to_owned(), read.clone());
+        }
+    }
+    doc
+}
+
+/// One branch per provider: its id, and the reference format its adapter checks (SPEC §2). The
+/// body's own `properties` and `additionalProperties: false` still apply; a branch only narrows
+/// `reference`, so a body generated from the schema is one the gateway accepts.
+fn reference_formats() -> serde_json::Value {
+    let branches: Vec<serde_json::Value> = crate::registry::adapters()
+        .iter()
+        .map(|adapter| {
+            let id = adapter.id().as_str();
+            serde_json::json!({
+                "title": id,
+                "required": ["provider", "reference"],
+                "properties": {
+                    "provider": {"const": id},
+                    "reference": {
+                        "type": "string",
+                        "pattern": adapter.reference_pattern(),
+                        "description": format!("A `{id}` reference."),
+                    },
+                },
+            })
+        })
+        .collect();
+    serde_json::Value::Array(branches)
+}
+
 /// The document, built once per call (cheap; the router builds it once).
 pub fn openapi() -> Document {
     let mut doc = ApiDoc::openapi();
+    // Relative: the gateway that serves this document is the one it describes.
+    doc.servers = Some(vec![
+        utoipa::openapi::server::ServerBuilder::new()
+            .url("/")
+            .description(Some("This gateway (the host serving this document)."))
+            .build(),
+    ]);
     for (path, method, codes) in ERRORS {
         if let Some(operation) = doc.paths.paths.get_mut(*path).and_then(|item| operation_mut(item, method)) {
             add_problems(operation, codes);
@@ -36,10 +93,104 @@ pub fn openapi() -> Document {
                         response.headers.insert("X-Request-Id".to_owned(), request_id_header());
                     }
                 }
+                // After the loop above: hyper writes this answer itself, without our headers.
+                operation.responses.responses.insert("431".to_owned(), RefOr::T(header_too_large()));
+                // Operations endpoints need no key: say so (an absent `security` says nothing).
+                operation.security.get_or_insert_with(Vec::new);
+                plain_header_parameters(operation);
             }
         }
     }
+    add_examples(&mut doc);
     doc
+}
+
+/// Optional header parameters come out of utoipa typed `["string", "null"]`; a header is never
+/// JSON `null` (Swagger UI showed "stringnull", a fuzzer sent the text `null`).
+fn plain_header_parameters(operation: &mut Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::SchemaType;
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if !matches!(parameter.parameter_in, ParameterIn::Header) {
+            continue;
+        }
+        if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+            && let SchemaType::Array(types) = &object.schema_type
+        {
+            let types: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+            object.schema_type = match types.as_slice() {
+                [one] => SchemaType::Type(one.clone()),
+                _ => SchemaType::Array(types),
+            };
+        }
+    }
+}
+
+/// `431`: the request head is over `limits.max_header_bytes` or `limits.max_headers`. Hyper
+/// answers it before any routing, so it has no body and no `X-Request-Id`.
+fn header_too_large() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(
+            "Request header fields too large (over the gateway's limits); answered before routing, without a body.",
+        )
+        .build()
+}
+
+/// A real cancellation, as the gateway answers it (Swagger UI would otherwise make one up from
+/// the schema: `"status": "processing"`, `"attempts": 1073741824`).
+fn cancellation_example(status: &str) -> serde_json::Value {
+    let reference = "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq";
+    let settled = status == "cancelled";
+    serde_json::json!({
+        "id": "can_01JD7Q2Z3X4Y5W6V7U8T9S0R1P",
+        "object": "cancellation",
+        "provider": "chargeapi",
+        "account": "default",
+        "reference": reference,
+        "status": status,
+        "cancelled_at": if settled { serde_json::json!("2026-04-01T01:38:06.924Z") } else { serde_json::Value::Null },
+        "attempts": 1,
+        "replayed": false,
+        "created_at": "2026-04-01T01:38:06.512Z",
+        "updated_at": if settled { "2026-04-01T01:38:06.931Z" } else { "2026-04-01T01:38:16.514Z" },
+        "error": null,
+        "metadata": {"order_id": "A-1001"},
+        "upstream": if settled {
+            serde_json::json!({"status": 200, "body": {
+                "id": reference, "object": "reservation", "status": "cancelled",
+                "created": "2026-04-01T00:40:25.838Z", "updated": "2026-04-01T01:38:06.924Z", "metadata": {}
+            }})
+        } else {
+            serde_json::Value::Null
+        },
+    })
+}
+
+/// Examples on the cancellation answers.
+fn add_examples(doc: &mut Document) {
+    let answers: [(&str, &str, &str, &str); 4] = [
+        ("/v1/cancellations", "post", "200", "cancelled"),
+        ("/v1/cancellations", "post", "202", "processing"),
+        ("/v1/cancellations/{id}", "get", "200", "cancelled"),
+        ("/v1/cancellations", "get", "200", "cancelled"),
+    ];
+    for (path, method, status, example) in answers {
+        let Some(operation) = doc.paths.paths.get_mut(path).and_then(|item| operation_mut(item, method)) else {
+            continue;
+        };
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+            continue;
+        };
+        let cancellation = cancellation_example(example);
+        let is_list = (path, method) == ("/v1/cancellations", "get");
+        if let Some(content) = response.content.get_mut("application/json") {
+            content.example = Some(if is_list {
+                serde_json::json!({"object": "list", "data": [cancellation], "has_more": false})
+            } else {
+                cancellation
+            });
+        }
+    }
 }
 
 /// The error codes each operation can answer with, beyond its success answers.

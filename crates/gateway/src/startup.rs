@@ -42,8 +42,6 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        // First: what is built next registers its metrics (at 0) with the recorder.
-        let _ = crate::telemetry::prometheus();
         let registry = Registry::build(&settings)?;
         let clients = Clients::from_settings(&settings);
         if clients.accepts_demo_key() {
@@ -63,6 +61,8 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        let providers: Vec<&'static str> = registry.entries().map(|e| e.id()).collect();
+        crate::telemetry::register(&providers);
         let client_limits = Arc::new(ClientLimits::new(&clients));
         let state = AppState {
             settings: Arc::new(settings),

@@ -28,9 +28,10 @@ use crate::trace_context::{self, TraceParent};
 
 /// Metric names (SPEC §2 names the first two; the rest are ours).
 pub mod names {
-    /// Counter `{provider, code, status}`: every answer; `code` is the error code or `ok`.
+    /// Counter `{provider, code, status}`: every answer to a `/v1` request (operations
+    /// endpoints, probes and scrapes are not counted); `code` is the error code or `ok`.
     pub const REQUESTS_TOTAL: &str = "cancelgate_requests_total";
-    /// Histogram `{provider}`: time to answer, seconds.
+    /// Histogram `{provider}`: time to answer a `/v1` request, seconds.
     pub const REQUEST_DURATION: &str = "cancelgate_request_duration_seconds";
     /// Histogram `{provider, outcome}`: one upstream attempt, seconds.
     pub const UPSTREAM_DURATION: &str = "cancelgate_upstream_duration_seconds";
@@ -50,7 +51,14 @@ pub mod names {
     pub const LEDGER_PROCESSING: &str = "cancelgate_ledger_processing";
     /// Gauge: age of the oldest `processing` cancellation, seconds (0 when none).
     pub const LEDGER_OLDEST_PROCESSING_AGE: &str = "cancelgate_ledger_oldest_processing_age_seconds";
+    /// Gauge: cancellations `needs_review` (waiting for an operator).
+    pub const LEDGER_NEEDS_REVIEW: &str = "cancelgate_ledger_needs_review";
+    /// Gauge `{version}`, always 1: which build answers.
+    pub const BUILD_INFO: &str = "cancelgate_build_info";
 }
+
+/// The `provider` label of a request whose provider is not known (unauthorized, a listing, …).
+const NO_PROVIDER: &str = "none";
 
 /// Latency buckets, seconds: from a fast local answer to a slow provider's timeout.
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -90,6 +98,42 @@ fn describe() {
     describe_histogram!(names::LEDGER_WRITES_PER_COMMIT, Unit::Count, "Writes carried by one SQLite commit.");
     describe_gauge!(names::LEDGER_PROCESSING, "Cancellations still processing (the background queue).");
     describe_gauge!(names::LEDGER_OLDEST_PROCESSING_AGE, Unit::Seconds, "Age of the oldest processing cancellation.");
+    describe_gauge!(names::LEDGER_NEEDS_REVIEW, "Cancellations awaiting an operator's review.");
+    describe_gauge!(names::BUILD_INFO, "Always 1; the version label says which build answers.");
+}
+
+/// Creates every series whose label values are known at start, at 0: an alert on a rate (say
+/// of retries) can then be written before the first event, and `absent()` is not needed. The
+/// labels: the configured `providers` (plus `none` where a request may have none), every error
+/// code with its HTTP status (and `ok` with 200 and 202), every attempt outcome. Incrementing
+/// by 0 registers a series without changing it (another `Application` in the process shares
+/// the recorder).
+pub fn register(providers: &[&'static str]) {
+    let _ = prometheus();
+    let answers = [("ok", 200u16), ("ok", 202)]
+        .into_iter()
+        .chain(ErrorCode::ALL.iter().map(|code| (code.as_str(), code.http_status())));
+    let answers: Vec<(&'static str, u16)> = answers.collect();
+    for provider in providers.iter().copied().chain([NO_PROVIDER]) {
+        for (code, status) in &answers {
+            metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider, "code" => *code,
+                "status" => status.to_string())
+            .increment(0);
+        }
+        let _ = metrics::histogram!(names::REQUEST_DURATION, "provider" => provider);
+    }
+    for provider in providers.iter().copied() {
+        metrics::counter!(names::RETRIES_TOTAL, "provider" => provider).increment(0);
+        metrics::counter!(names::RATE_LIMIT_STORE_ERRORS, "provider" => provider).increment(0);
+        metrics::gauge!(names::UPSTREAM_IN_FLIGHT, "provider" => provider).increment(0.0);
+        for outcome in crate::driver::ATTEMPT_OUTCOMES {
+            let _ = metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider, "outcome" => outcome);
+        }
+    }
+    metrics::gauge!(names::LEDGER_PROCESSING).increment(0.0);
+    metrics::gauge!(names::LEDGER_OLDEST_PROCESSING_AGE).increment(0.0);
+    metrics::gauge!(names::LEDGER_NEEDS_REVIEW).increment(0.0);
+    metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// Histograms are drained into their buckets here; without it they grow until the next scrape.
@@ -138,6 +182,9 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    // The request metrics are the API's (SPEC §12): probes, scrapes and docs would drown them.
+    let path = request.uri().path();
+    let counted = path == "/v1" || path.starts_with("/v1/");
     let trace = request.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
     let span = tracing::info_span!(
         "request",
@@ -175,11 +222,13 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     span.record("outcome", outcome);
     span.record("status", status.as_u16());
     span.record("latency_ms", latency.as_millis() as u64);
-    let provider = facts.lock().ok().and_then(|mut f| f.provider.take()).unwrap_or_else(|| "none".to_owned());
-    metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
-        "status" => status.as_u16().to_string())
-    .increment(1);
-    metrics::histogram!(names::REQUEST_DURATION, "provider" => provider).record(latency.as_secs_f64());
+    if counted {
+        let provider = facts.lock().ok().and_then(|mut f| f.provider.take()).unwrap_or_else(|| NO_PROVIDER.to_owned());
+        metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
+            "status" => status.as_u16().to_string())
+        .increment(1);
+        metrics::histogram!(names::REQUEST_DURATION, "provider" => provider).record(latency.as_secs_f64());
+    }
     let _entered = span.enter();
     if status.is_server_error() {
         tracing::warn!("request answered");
@@ -208,6 +257,12 @@ pub fn upstream_attempt(
     latency: std::time::Duration,
     record: cancelgate_ledger::AttemptResult,
 ) -> cancelgate_ledger::AttemptResult {
+    // A label missing from the list would be a series `register` did not create at 0.
+    debug_assert!(
+        crate::driver::ATTEMPT_OUTCOMES.contains(&record.outcome.as_str()),
+        "attempt outcome {:?} is not in driver::ATTEMPT_OUTCOMES",
+        record.outcome
+    );
     metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider.to_owned(), "outcome" => record.outcome.clone())
         .record(latency.as_secs_f64());
     if attempt > 1 {
@@ -261,6 +316,11 @@ pub fn set_ledger_backlog(stats: &cancelgate_ledger::Stats, now: OffsetDateTime)
     metrics::gauge!(names::LEDGER_PROCESSING).set(stats.processing as f64);
     let age = stats.oldest_processing_created_at.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
     metrics::gauge!(names::LEDGER_OLDEST_PROCESSING_AGE).set(age);
+}
+
+/// The operators' queue, from `Ledger::count(NeedsReview)` (refreshed at each scrape).
+pub fn set_ledger_needs_review(count: u64) {
+    metrics::gauge!(names::LEDGER_NEEDS_REVIEW).set(count as f64);
 }
 
 #[cfg(test)]

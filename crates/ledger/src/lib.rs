@@ -478,6 +478,14 @@ impl Ledger {
             oldest_processing_created_at: row.opt_time("oldest")?,
         })
     }
+
+    /// How many records have `status` (e.g. `needs_review`, the operators' queue). Cheap: a
+    /// count on the status index, so `/metrics` can ask at every scrape.
+    pub async fn count(&self, status: Status) -> Result<u64, LedgerError> {
+        let _timer = Timer::start("count");
+        let row = self.db.fetch_one(sql::COUNT_BY_STATUS, args![status.as_str()]).await?;
+        Ok(u64::try_from(row.int("n")?).unwrap_or(0))
+    }
 }
 
 /// One pass of [`Ledger::begin`]'s write; `None` when what it read changed under it (start over).

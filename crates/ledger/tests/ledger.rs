@@ -132,6 +132,7 @@ backend_tests!(
     list_cursor_is_exact_across_equal_timestamps,
     sweep_keeps_young_keys_and_keys_in_flight,
     stats_count_the_backlog,
+    count_by_status_counts_only_that_status,
     database_enforces_the_invariants,
     times_and_json_round_trip,
     begin_with_attempt_starts_the_first_attempt_with_the_record,
@@ -730,6 +731,21 @@ async fn stats_count_the_backlog(t: Env) {
     l.finish("can_1", A, cancelled(T0 + secs(10))).await.unwrap();
     let stats = l.stats().await.unwrap();
     assert_eq!((stats.processing, stats.oldest_processing_created_at), (2, Some(T0 + secs(5))));
+}
+
+async fn count_by_status_counts_only_that_status(t: Env) {
+    let l = &t.ledger;
+    assert_eq!(l.count(Status::NeedsReview).await.unwrap(), 0, "an empty ledger");
+    for (id, reference) in [("can_1", "res_1"), ("can_2", "res_2"), ("can_3", "res_3"), ("can_4", "res_4")] {
+        fresh(l, new(id, reference)).await;
+    }
+    l.finish("can_1", A, needs_review(T0 + secs(1))).await.unwrap();
+    l.finish("can_2", A, needs_review(T0 + secs(2))).await.unwrap();
+    l.finish("can_3", A, cancelled(T0 + secs(3))).await.unwrap();
+    assert_eq!(l.count(Status::NeedsReview).await.unwrap(), 2);
+    assert_eq!(l.count(Status::Processing).await.unwrap(), 1);
+    assert_eq!(l.count(Status::Cancelled).await.unwrap(), 1);
+    assert_eq!(l.count(Status::Failed).await.unwrap(), 0);
 }
 
 /// The invariants hold against any statement, not just the ledger's own.

@@ -42,6 +42,10 @@ impl CancelProvider for Accommodation {
         ]
     }
 
+    fn reference_pattern(&self) -> &'static str {
+        "^[A-Za-z0-9_-]{1,64}$"
+    }
+
     fn parse_reference(&self, raw: &str) -> Result<Reference, InvalidReference> {
         let well_formed = (1..=MAX_REFERENCE_LEN).contains(&raw.len())
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');

@@ -37,6 +37,10 @@ impl CancelProvider for ChargeApi {
         &[CredentialField { key: SECRET_KEY, secret: true, required: true }]
     }
 
+    fn reference_pattern(&self) -> &'static str {
+        "^res_[A-Za-z0-9]{1,64}$"
+    }
+
     fn parse_reference(&self, raw: &str) -> Result<Reference, InvalidReference> {
         let well_formed = raw
             .strip_prefix(PREFIX)

@@ -42,6 +42,10 @@ impl CancelProvider for FrontPayment {
         ]
     }
 
+    fn reference_pattern(&self) -> &'static str {
+        "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+    }
+
     fn parse_reference(&self, raw: &str) -> Result<Reference, InvalidReference> {
         if !is_uuid(raw) {
             return Err(InvalidReference { expected: EXPECTED });

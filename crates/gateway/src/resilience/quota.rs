@@ -70,20 +70,15 @@ impl ProviderQuota {
     pub fn new(provider: &'static str, settings: &ProviderRateLimit, store: Option<&Arc<QuotaStore>>) -> Self {
         let local = RateLimit::per_second(settings.per_second, Some(settings.burst_or_default()));
         let shared = match (settings.scope, store) {
-            (RateLimitScope::Shared, Some(store)) => {
-                // The series exists at 0 before the first error, so an alert can be written on it.
-                metrics::counter!(crate::telemetry::names::RATE_LIMIT_STORE_ERRORS, "provider" => provider)
-                    .increment(0);
-                Some(Shared {
-                    store: store.clone(),
-                    per_second: settings.per_second,
-                    burst: settings.burst_or_default(),
-                    on_error: settings.on_store_error,
-                    failing: AtomicBool::new(false),
-                    retry_at_ms: AtomicU64::new(0),
-                    epoch: Instant::now(),
-                })
-            }
+            (RateLimitScope::Shared, Some(store)) => Some(Shared {
+                store: store.clone(),
+                per_second: settings.per_second,
+                burst: settings.burst_or_default(),
+                on_error: settings.on_store_error,
+                failing: AtomicBool::new(false),
+                retry_at_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
             _ => None,
         };
         Self { provider, local, shared }

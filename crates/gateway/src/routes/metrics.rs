@@ -1,5 +1,5 @@
-//! `GET /metrics`: Prometheus text format. The ledger's backlog and the circuits' states are
-//! read at each scrape.
+//! `GET /metrics`: Prometheus text format. The ledger's backlog, its `needs_review` count and the
+//! circuits' states are read at each scrape.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(stats) => telemetry::set_ledger_backlog(&stats, OffsetDateTime::now_utc()),
         // The scrape still answers: the gauges keep their last values and /readyz says why.
         Err(e) => tracing::warn!(error = %e, "cannot read the ledger's backlog for /metrics"),
+    }
+    match state.driver.ledger.count(cancelgate_ledger::Status::NeedsReview).await {
+        Ok(count) => telemetry::set_ledger_needs_review(count),
+        Err(e) => tracing::warn!(error = %e, "cannot count the cancellations needing review for /metrics"),
     }
     for entry in state.registry.entries() {
         telemetry::set_circuit_state(entry.id(), entry.guard.snapshot().circuit);

@@ -1,6 +1,7 @@
 //! The HTTP surface: one function builds the whole router, layers in one place.
 
 mod cancellations;
+mod docs;
 mod errors;
 mod health;
 mod metrics;
@@ -16,7 +17,7 @@ use cancelgate_core::ErrorCode;
 use crate::conn_limits;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{openapi, request_id, telemetry};
+use crate::{request_id, telemetry};
 
 /// Every route (method, path) the router serves; `openapi.rs` documents each of them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -33,12 +34,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/errors/{code}"),
 ];
 
-/// `/openapi.json` and the interactive docs under `/docs` (assets bundled in the binary).
-fn docs() -> Router<AppState> {
-    let config = utoipa_swagger_ui::Config::new(["/openapi.json"]).validator_url("none");
-    utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::openapi()).config(config).into()
-}
-
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
     let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
@@ -53,7 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/errors", get(errors::index))
         .route("/errors/{code}", get(errors::page))
         .route("/metrics", get(metrics::metrics))
-        .merge(docs())
+        .merge(docs::router())
         .fallback(|| async { ApiError::not_found("No such route.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
