@@ -11,7 +11,6 @@ use cancelgate_ledger::{Begin, LedgerError, ListFilter, NewCancellation, Record,
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
@@ -54,7 +53,7 @@ pub async fn create(
     }
     let body = body.map_err(body_rejection)?;
     check_content_type(&headers)?;
-    let (body, raw) = CancelBody::parse(&body)?;
+    let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
         telemetry::record_provider(&body.provider);
@@ -81,7 +80,7 @@ pub async fn create(
         account: prepared.account.name().to_owned(),
         reference: prepared.request.reference.as_str().to_owned(),
         idempotency_key: key.map(|k| k.as_str().to_owned()),
-        fingerprint: fingerprint(&raw),
+        fingerprint: body.fingerprint(),
         request: stored_request(&prepared.request, &request_id),
         metadata: json!(body.metadata.clone().unwrap_or_default()),
         owner: state.driver.owner.to_string(),
@@ -348,44 +347,6 @@ fn render_record(record: &Record, replayed: bool) -> Response {
     }
 }
 
-/// The same JSON value gives the same fingerprint, whatever its key order or spacing.
-fn fingerprint(body: &Value) -> String {
-    let mut hasher = Sha256::new();
-    canonical(body, &mut hasher);
-    hex::encode(hasher.finalize())
-}
-
-/// Sorted keys at every level, no spacing; does not depend on serde_json's map ordering feature.
-fn canonical(value: &Value, out: &mut Sha256) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<_> = map.keys().collect();
-            keys.sort();
-            out.update(b"{");
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                out.update(Value::String(k.clone()).to_string().as_bytes());
-                out.update(b":");
-                canonical(&map[k], out);
-            }
-            out.update(b"}");
-        }
-        Value::Array(items) => {
-            out.update(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                canonical(item, out);
-            }
-            out.update(b"]");
-        }
-        scalar => out.update(scalar.to_string().as_bytes()),
-    }
-}
-
 /// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
 fn ledger_error(error: LedgerError) -> ApiError {
     if error.is_transient() {
@@ -417,19 +378,5 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         None => Ok(()),
         Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
         Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_spacing() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{ "a" : { "x":"s", "y":[1, 2] }, "b":1 }"#).unwrap();
-        let c: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[2,1],"x":"s"}}"#).unwrap();
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }
