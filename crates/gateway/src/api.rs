@@ -387,14 +387,13 @@ impl<'de> serde::de::Visitor<'de> for BodyVisitor<'_> {
                     }
                 }
                 Member::Metadata => {
-                    let value = map.next_value_seed(MetadataSeed { failure: &mut *failure }).map_err(|e| {
+                    let value = map.next_value_seed(MetadataSeed { failure: &mut *failure }).inspect_err(|_| {
                         if failure.is_none() {
                             *failure = Some(Failure::Value {
                                 param: "metadata".to_owned(),
                                 expected: "an object whose values are strings",
                             });
                         }
-                        e
                     })?;
                     if value.is_none() {
                         nulls.add(member);
@@ -464,10 +463,9 @@ impl<'de> serde::de::Visitor<'de> for MetadataEntries<'_> {
             if entries.contains_key(&key) {
                 return Err(stop(self.failure, repeated(param)));
             }
-            let value = map.next_value::<String>().map_err(|e| {
-                *self.failure = Some(Failure::Value { param, expected: "a string" });
-                e
-            })?;
+            let value = map
+                .next_value::<String>()
+                .inspect_err(|_| *self.failure = Some(Failure::Value { param, expected: "a string" }))?;
             entries.insert(key, value);
         }
         Ok(entries)
