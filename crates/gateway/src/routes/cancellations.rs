@@ -239,6 +239,7 @@ impl ListQuery {
                     })?;
                     q.filter.status = Some(ledger_status(status));
                 }
+                // `created_gte`, `created_lt`
                 _ => {
                     let time = OffsetDateTime::parse(&value, &Rfc3339)
                         .map_err(|_| ApiError::invalid(param, format!("`{param}` is an RFC 3339 time.")))?;
