@@ -271,6 +271,7 @@ async fn hostile_requests_get_their_documented_4xx_and_reach_no_upstream() {
             b"application/xml".to_vec(),
         ),
         get("id that is not UTF-8", "/v1/cancellations/%FF%FE", 404, "not_found", None),
+        get("error page name that is not UTF-8", "/errors/%FF%FE", 404, "not_found", None),
         get("65-character id", format!("/v1/cancellations/can_{}", "a".repeat(61)), 404, "not_found", None),
         get("encoded path in id", "/v1/cancellations/..%2F..%2Fhealthz", 404, "not_found", None),
         get("path traversal", "/v1/cancellations/../../healthz/x", 404, "not_found", None),
