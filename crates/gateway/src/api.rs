@@ -19,11 +19,11 @@ pub const MAX_LANGUAGE_CHARS: usize = 16;
 pub const MAX_PROVIDER_CHARS: usize = 64;
 
 /// `POST /v1/cancellations` body. Unknown fields are refused so typos are not ignored, and so is
-/// a member named twice (at any depth): "last one wins" would let a proxy or a log that reads
-/// the first one see another cancel than the one performed.
-///
-/// Parsed by [`CancelBody::parse`] in one pass over the bytes, straight into this struct (no
-/// intermediate JSON value); the `serde` attributes below describe the wire shape to utoipa.
+/// a member named twice at any depth (`param` names it: `metadata.k` for an entry of `metadata`).
+// (The doc comment above is the OpenAPI description.) "Last one wins" would let a proxy or a log
+// that reads the first member see another cancel than the one performed. Parsed by
+// `CancelBody::parse` in one pass over the bytes straight into this struct, no intermediate JSON
+// value; the `serde` attributes only describe the wire shape to utoipa.
 #[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"provider": "chargeapi", "reference": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq",
