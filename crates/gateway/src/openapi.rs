@@ -529,7 +529,7 @@ impl Modify for BearerAuth {
     request_body(content = CancelBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
-         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII)."),
+         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII). A replay's `X-Request-Id` header is this request's; its body keeps the original `request_id`."),
         ("X-Request-Id" = Option<String>, Header,
          description = "Echoed, sent upstream and logged when 1–128 of `A–Z a–z 0–9 - _ . : / + =`; any other value is replaced by a generated id."),
         ("traceparent" = Option<String>, Header,

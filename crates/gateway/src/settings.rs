@@ -113,8 +113,19 @@ pub struct ClientSettings {
     /// environment (`CANCELGATE__CLIENTS__{NAME}__PROVIDERS`), a comma-separated list.
     #[serde(default, deserialize_with = "list_or_commas")]
     pub providers: Vec<String>,
+    /// What the client may do (SPEC §7): `cancel`, `read`, `operate`; `["cancel", "read"]`
+    /// when absent. From the environment, a comma-separated list.
+    #[serde(default, deserialize_with = "optional_list_or_commas")]
+    pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+}
+
+impl ClientSettings {
+    /// The client's scopes: the named ones, or the default set when the key is absent.
+    pub fn scopes(&self) -> Result<crate::clients::Scopes, crate::clients::UnknownScope> {
+        self.scopes.as_deref().map_or(Ok(crate::clients::Scopes::DEFAULT), crate::clients::Scopes::from_names)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +323,10 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<V
     })
 }
 
+fn optional_list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    list_or_commas(deserializer).map(Some)
+}
+
 /// Configuration could not be loaded; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -410,6 +425,9 @@ impl Settings {
                     format!("clients.{name}.key_sha256"),
                     "must be 64 hex digits (the SHA-256 of the client key)",
                 ));
+            }
+            if let Err(e) = client.scopes() {
+                return Err(SettingsError::invalid(format!("clients.{name}.scopes"), e.to_string()));
             }
             if client.rate_limit.per_second == 0 {
                 return Err(SettingsError::invalid(
@@ -522,6 +540,9 @@ impl fmt::Display for Redacted<'_> {
         for (name, c) in &s.clients {
             writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
             writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;
+            if let Ok(scopes) = c.scopes() {
+                writeln!(f, "clients.{name}.scopes = {scopes:?}")?;
+            }
             writeln!(f, "clients.{name}.rate_limit.per_second = {}", c.rate_limit.per_second)?;
         }
         for (id, p) in &s.providers {
@@ -651,6 +672,44 @@ mod tests {
         .unwrap();
         assert_eq!(s.clients["a"].providers, ["chargeapi"]);
         assert_eq!(s.clients["b"].providers, ["chargeapi/eu", "frontpayment"]);
+    }
+
+    #[test]
+    fn client_scopes_default_come_from_a_list_or_env_and_unknown_ones_name_the_key() {
+        use crate::clients::{Scope, Scopes};
+        let hash = "0".repeat(64);
+        let dir = dir_with(
+            &format!(
+                "{GATEWAY}[clients.a]\nkey_sha256 = \"{hash}\"\n[clients.r]\nkey_sha256 = \"{hash}\"\nscopes = [\"read\"]\n"
+            ),
+            CHARGEAPI,
+        );
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("CANCELGATE__CLIENTS__B__KEY_SHA256", &hash),
+                ("CANCELGATE__CLIENTS__B__SCOPES", "cancel, operate"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.clients["a"].scopes().unwrap(), Scopes::DEFAULT, "absent: cancel and read");
+        assert_eq!(s.clients["r"].scopes().unwrap(), Scopes::from_names(&["read"]).unwrap());
+        let b = s.clients["b"].scopes().unwrap();
+        assert!(b.contains(Scope::Cancel) && b.contains(Scope::Operate) && !b.contains(Scope::Read));
+        assert!(Redacted(&s).to_string().contains("clients.r.scopes = [\"read\"]"));
+
+        let e = Settings::load_with_env(dir.path(), env(&[("CANCELGATE__CLIENTS__R__SCOPES", "read,admin")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clients.r.scopes") && e.contains("admin"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_demo_client_has_every_scope() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let s = Settings::load_with_env(&dir, env(&[])).unwrap();
+        let demo = s.clients["demo"].scopes().unwrap();
+        assert!(crate::clients::Scope::ALL.into_iter().all(|scope| demo.contains(scope)), "{demo:?}");
     }
 
     #[test]

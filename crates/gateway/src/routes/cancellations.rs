@@ -3,25 +3,23 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cancelgate_core::ErrorCode;
 use cancelgate_ledger::{Begin, LedgerError, ListFilter, NewCancellation, Record, Status as LedgerStatus};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
-use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot, rfc3339};
+use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel;
 use crate::driver::{Early, Job, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
-use crate::registry::Lookup;
+use crate::registry::{Lookup, Registry};
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
 use crate::state::AppState;
@@ -54,7 +52,7 @@ pub async fn create(
     }
     let body = body.map_err(body_rejection)?;
     check_content_type(&headers)?;
-    let (body, raw) = CancelBody::parse(&body)?;
+    let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
         telemetry::record_provider(&body.provider);
@@ -81,7 +79,7 @@ pub async fn create(
         account: prepared.account.name().to_owned(),
         reference: prepared.request.reference.as_str().to_owned(),
         idempotency_key: key.map(|k| k.as_str().to_owned()),
-        fingerprint: fingerprint(&raw),
+        fingerprint: body.fingerprint(),
         request: stored_request(&prepared.request, &request_id),
         metadata: json!(body.metadata.clone().unwrap_or_default()),
         owner: state.driver.owner.to_string(),
@@ -170,58 +168,104 @@ pub async fn get(
     Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<String>,
+/// The query of `GET /v1/cancellations`, every parameter checked: an unknown parameter, one given
+/// twice, or a value that can match nothing (an unknown provider, a malformed reference) is a
+/// `400` naming it, never a silently empty page. Our own parser and words: a library's
+/// message never reaches the caller.
+#[derive(Debug)]
+struct ListQuery {
+    limit: u32,
     starting_after: Option<String>,
-    provider: Option<String>,
-    account: Option<String>,
-    reference: Option<String>,
-    status: Option<String>,
-    created_gte: Option<String>,
-    created_lt: Option<String>,
+    filter: ListFilter,
+}
+
+/// The parameters, in the order the listing documents them.
+const LIST_PARAMS: [&str; 8] =
+    ["limit", "starting_after", "provider", "account", "reference", "status", "created_gte", "created_lt"];
+
+impl ListQuery {
+    fn parse(query: Option<&str>, registry: &Registry) -> Result<Self, ApiError> {
+        let mut q = ListQuery { limit: 20, starting_after: None, filter: ListFilter::default() };
+        let mut seen = [false; LIST_PARAMS.len()];
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let Some(index) = LIST_PARAMS.iter().position(|p| *p == name) else {
+                return Err(ApiError::invalid(
+                    name,
+                    "Unknown query parameter: the listing takes limit, starting_after, provider, account, \
+                     reference, status, created_gte and created_lt.",
+                ));
+            };
+            let param = LIST_PARAMS[index];
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ApiError::invalid(param, format!("`{param}` is given more than once.")));
+            }
+            let value = value.into_owned();
+            let invalid = |detail: &str| ApiError::invalid(param, detail);
+            match param {
+                "limit" => {
+                    q.limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| invalid("`limit` is a whole number from 1 to 100."))?;
+                }
+                "starting_after" => q.starting_after = Some(value),
+                "provider" => {
+                    if matches!(registry.lookup(&value), Lookup::Unknown) {
+                        return Err(invalid("Unknown provider."));
+                    }
+                    q.filter.provider = Some(value);
+                }
+                "account" => {
+                    if value.is_empty() || value.chars().count() > MAX_ACCOUNT_CHARS {
+                        return Err(ApiError::invalid(
+                            param,
+                            format!("An account name has 1 to {MAX_ACCOUNT_CHARS} characters."),
+                        ));
+                    }
+                    q.filter.account = Some(value);
+                }
+                "reference" => {
+                    let url_safe = (1..=128).contains(&value.len())
+                        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !url_safe {
+                        return Err(invalid("A reference has 1 to 128 of `A–Z a–z 0–9 _ -`."));
+                    }
+                    q.filter.reference = Some(value);
+                }
+                "status" => {
+                    let status = Status::parse(&value).ok_or_else(|| {
+                        invalid("Unknown status: one of processing, cancelled, failed, needs_review.")
+                    })?;
+                    q.filter.status = Some(ledger_status(status));
+                }
+                // `created_gte`, `created_lt`
+                _ => {
+                    let time = OffsetDateTime::parse(&value, &Rfc3339)
+                        .map_err(|_| ApiError::invalid(param, format!("`{param}` is an RFC 3339 time.")))?;
+                    if param == "created_gte" {
+                        q.filter.created_gte = Some(time);
+                    } else {
+                        q.filter.created_lt = Some(time);
+                    }
+                }
+            }
+        }
+        Ok(q)
+    }
 }
 
 /// `GET /v1/cancellations`: newest first, cursor-paginated.
 pub async fn list(
     State(state): State<AppState>,
     Caller(client): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::invalid("query", format!("Unknown or malformed query parameter: {}.", e.body_text())))?;
-    let limit = match q.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "`limit` is a whole number from 1 to 100."))?,
-    };
-    let time = |name: &str, raw: Option<String>| -> Result<Option<OffsetDateTime>, ApiError> {
-        raw.map(|r| {
-            OffsetDateTime::parse(&r, &Rfc3339)
-                .map_err(|_| ApiError::invalid(name, format!("`{name}` is an RFC 3339 time.")))
-        })
-        .transpose()
-    };
-    let status = q
-        .status
-        .map(|s| Status::parse(&s).map(ledger_status).ok_or_else(|| ApiError::invalid("status", "Unknown status.")))
-        .transpose()?;
-    let filter = ListFilter {
-        provider: q.provider,
-        account: q.account,
-        reference: q.reference,
-        status,
-        created_gte: time("created_gte", q.created_gte)?,
-        created_lt: time("created_lt", q.created_lt)?,
-    };
+    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query.as_deref(), &state.registry)?;
     // A client sees the cancellations of the provider accounts it may use. Records it may not
     // see are skipped page by page, so a page is full whenever more visible records exist.
     let mut data = Vec::new();
-    let mut cursor = q.starting_after;
+    let mut cursor = starting_after;
     let has_more = loop {
         let page = state.driver.ledger.list(&filter, limit, cursor.as_deref()).await.map_err(|e| match e {
             LedgerError::UnknownCursor(_) => {
@@ -348,44 +392,6 @@ fn render_record(record: &Record, replayed: bool) -> Response {
     }
 }
 
-/// The same JSON value gives the same fingerprint, whatever its key order or spacing.
-fn fingerprint(body: &Value) -> String {
-    let mut hasher = Sha256::new();
-    canonical(body, &mut hasher);
-    hex::encode(hasher.finalize())
-}
-
-/// Sorted keys at every level, no spacing; does not depend on serde_json's map ordering feature.
-fn canonical(value: &Value, out: &mut Sha256) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<_> = map.keys().collect();
-            keys.sort();
-            out.update(b"{");
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                out.update(Value::String(k.clone()).to_string().as_bytes());
-                out.update(b":");
-                canonical(&map[k], out);
-            }
-            out.update(b"}");
-        }
-        Value::Array(items) => {
-            out.update(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                canonical(item, out);
-            }
-            out.update(b"]");
-        }
-        scalar => out.update(scalar.to_string().as_bytes()),
-    }
-}
-
 /// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
 fn ledger_error(error: LedgerError) -> ApiError {
     if error.is_transient() {
@@ -417,19 +423,5 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         None => Ok(()),
         Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
         Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_spacing() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{ "a" : { "x":"s", "y":[1, 2] }, "b":1 }"#).unwrap();
-        let c: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[2,1],"x":"s"}}"#).unwrap();
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }
