@@ -11,6 +11,7 @@ mod chargeapi;
 mod concurrency;
 mod crash;
 mod deploy;
+mod driving;
 mod frontpayment;
 mod helpers;
 mod hostile;
