@@ -20,6 +20,7 @@ mod newcomer;
 mod observability;
 mod openapi;
 mod operations;
+mod own_postgres;
 mod postgres;
 #[path = "../../crates/ledger/tests/support/postgres_env.rs"]
 mod postgres_env;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse, TransportErrorKind};
 use cancelgate_ledger::{
-    AttemptNo, AttemptResult as AttemptRecord, AttemptRow, Backend, Final, FinalStatus, Ledger, LedgerError, Record,
+    AttemptNo, AttemptResult as AttemptRecord, AttemptRow, Backend, Begin, Final, FinalStatus, Ledger, LedgerError,
+    NewCancellation, Record,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -34,6 +35,15 @@ pub enum Early {
     Final(Box<Record>),
     /// Another attempt will follow later: answer 202 now, the driver goes on in the background.
     Background,
+}
+
+/// What the request that began a record hears from [`Driver::begin_and_drive`].
+#[derive(Debug)]
+pub struct Started {
+    /// What the ledger decided for the new request (or why it could not), once it did.
+    pub begun: oneshot::Receiver<Result<Begin, LedgerError>>,
+    /// For a fresh record: the driver's early word. Dropped unsent when the ledger fails.
+    pub early: oneshot::Receiver<Early>,
 }
 
 /// One record to drive.
@@ -206,17 +216,71 @@ impl Driver {
     /// Spawn `run` on its own task, in the request id's scope, logging how it ends.
     pub fn spawn(&self, job: Job, request_id: RequestId, early: Option<oneshot::Sender<Early>>) {
         let driver = self.clone();
+        tokio::spawn(request_id::scope(request_id, async move { driver.run_logged(job, early).await }));
+    }
+
+    /// Records a new request with its first attempt (`begin_with_attempt`) and, when the record
+    /// is fresh, drives it, all on a task of its own: the request waits on the channels of
+    /// [`Started`] and can stop at its deadline whatever the ledger does (SPEC §12), instead of
+    /// awaiting a ledger call that may hang.
+    ///
+    /// `admission` is the leave the request took for the first attempt; `deposit`ed into the
+    /// retry budget only when the record is fresh (a replay calls nobody).
+    ///
+    /// A begin that completes after the request stopped waiting (it answered `503
+    /// ledger_unavailable`, or the caller hung up) is driven all the same: the record exists
+    /// durably, `processing`, under the caller's idempotency key, so it must reach an end (a
+    /// retry with the key then replays it); failing it instead would store a `503` under the key
+    /// for good.
+    pub fn begin_and_drive(
+        &self,
+        new: NewCancellation,
+        prepared: Prepared,
+        admission: Admission,
+        request_id: RequestId,
+    ) -> Started {
+        let (begun_tx, begun) = oneshot::channel();
+        let (early_tx, early) = oneshot::channel();
+        let driver = self.clone();
         tokio::spawn(request_id::scope(request_id, async move {
-            let id = job.record_id.clone();
-            match driver.run(job, early).await {
-                Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
-                Err(LedgerError::LeaseLost { .. }) => {
-                    tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
+            let fresh = match driver.ledger.begin_with_attempt(new).await {
+                Ok(Begin::Fresh(record)) => record,
+                // Nothing to drive; the admission is dropped unused (nothing was sent).
+                other => {
+                    let _ = begun_tx.send(other);
+                    return;
                 }
-                Err(e) => tracing::error!(cancellation_id = %id, error = %e,
-                    "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
+            };
+            prepared.entry.guard.deposit();
+            let job = Job {
+                prepared,
+                record_id: fresh.id.clone(),
+                attempts: fresh.attempts,
+                // The attempt just started is the first: nothing before it may have reached the provider.
+                ambiguous: false,
+                admission: Some(admission),
+                started: Some(fresh.attempts),
+            };
+            let waiting = begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok();
+            if !waiting {
+                tracing::warn!(cancellation_id = %job.record_id,
+                    "recorded after the request stopped waiting for the ledger; driving it all the same");
             }
+            driver.run_logged(job, waiting.then_some(early_tx)).await;
         }));
+        Started { begun, early }
+    }
+
+    async fn run_logged(&self, job: Job, early: Option<oneshot::Sender<Early>>) {
+        let id = job.record_id.clone();
+        match self.run(job, early).await {
+            Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
+            Err(LedgerError::LeaseLost { .. }) => {
+                tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
+            }
+            Err(e) => tracing::error!(cancellation_id = %id, error = %e,
+                "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
+        }
     }
 
     /// Resume records left `processing`: at start on SQLite (one process owns the file, so every
