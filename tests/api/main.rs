@@ -11,6 +11,7 @@ mod chargeapi;
 mod concurrency;
 mod crash;
 mod deploy;
+mod driving;
 mod frontpayment;
 mod helpers;
 mod hostile;
@@ -19,6 +20,7 @@ mod newcomer;
 mod observability;
 mod openapi;
 mod operations;
+mod own_postgres;
 mod postgres;
 #[path = "../../crates/ledger/tests/support/postgres_env.rs"]
 mod postgres_env;

@@ -86,6 +86,17 @@ impl Gateway {
         self.child.wait().expect("reaped");
     }
 
+    /// SIGTERM (a graceful stop), and wait (at most [`WAIT`]) until the process is gone.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "still running {WAIT:?} after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -12,16 +12,16 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::oneshot;
 
 use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel;
-use crate::driver::{Early, Job, stored_request};
+use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
 use crate::registry::{Lookup, Registry};
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
+use crate::routes::Arrived;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -42,9 +42,14 @@ pub async fn create(
     Caller(client): Caller,
     key: Option<IdempotencyKey>,
     request_id: axum::Extension<RequestId>,
+    arrived: Option<axum::Extension<Arrived>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // SPEC §12: a 202 goes out no later than `limits.respond_within_ms` after the request arrived.
+    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
+    let arrived = arrived.map_or_else(std::time::Instant::now, |axum::Extension(Arrived(at))| at);
+    let deadline = tokio::time::Instant::from_std(arrived) + respond_within;
     if let Err(wait) = state.client_limits.check(&client.name) {
         return Err(
             ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
@@ -86,9 +91,17 @@ pub async fn create(
         now,
         lease_until: now + state.driver.ledger.lease(),
     };
-    let target = |e: ApiError| e.with_target(prepared.entry.id(), prepared.request.reference.as_str());
-    // The record and its first attempt are stored together: the attempt is sent right after.
-    let begin = state.driver.ledger.begin_with_attempt(new).await.map_err(|e| target(ledger_error(e)))?;
+    let (provider, reference) = (prepared.entry.id().to_owned(), prepared.request.reference.as_str().to_owned());
+    let target = |e: ApiError| e.with_target(&provider, &reference);
+    // The record and its first attempt are stored together (the attempt is sent right after),
+    // on the driver's task: this request waits for it only until its deadline.
+    let started = state.driver.begin_and_drive(new, prepared, admission, request_id.0.clone());
+    let begin = match tokio::time::timeout_at(deadline, started.begun).await {
+        Ok(Ok(begun)) => begun.map_err(|e| target(ledger_error(e)))?,
+        Ok(Err(_)) => return Err(target(ApiError::internal("the task recording the request ended without a word"))),
+        // Not known to be recorded: a 202 would promise a record that may not exist.
+        Err(_) => return Err(target(ledger_too_slow(respond_within))),
+    };
     if let Some(id) = begin_id(&begin) {
         telemetry::record("cancellation_id", id);
     }
@@ -123,27 +136,19 @@ pub async fn create(
         }
     };
 
-    let (tx, rx) = oneshot::channel();
-    prepared.entry.guard.deposit();
-    let job = Job {
-        prepared,
-        record_id: fresh.id.clone(),
-        attempts: fresh.attempts,
-        // The attempt just started is the first: nothing before it may have reached the provider.
-        ambiguous: false,
-        admission: Some(admission),
-        started: Some(fresh.attempts),
-    };
-    state.driver.spawn(job, request_id.0.clone(), Some(tx));
-    let wait = Duration::from_millis(state.settings.limits.respond_within_ms);
-    match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(Early::Final(record))) => Ok(render(&record, false)),
-        // Going on in the background (or the driver lost the ledger): the caller reads the outcome later.
-        Ok(Ok(Early::Background)) | Ok(Err(_)) | Err(_) => {
-            let record = state.driver.ledger.get(&id).await.ok().flatten().unwrap_or(fresh);
-            Ok(render(&record, false))
+    // From here the record exists durably, so a 202 is honest; it goes out by the deadline.
+    let record = match tokio::time::timeout_at(deadline, started.early).await {
+        Ok(Ok(Early::Final(record))) => return Ok(render(&record, false)),
+        // Going on in the background (or the driver lost the ledger): the record as stored now,
+        // if the ledger says so in time.
+        Ok(Ok(Early::Background)) | Ok(Err(_)) => {
+            tokio::time::timeout_at(deadline, state.driver.ledger.get(&id)).await.ok().and_then(Result::ok).flatten()
         }
-    }
+        // Still in its first attempt, or waiting on the ledger to store its answer: nothing newer
+        // than the record as begun is stored.
+        Err(_) => None,
+    };
+    Ok(render(&record.unwrap_or(fresh), false))
 }
 
 /// `GET /v1/cancellations/{id}`: the cancellation as stored.
@@ -390,6 +395,21 @@ fn render_record(record: &Record, replayed: bool) -> Response {
             response
         }
     }
+}
+
+/// The record was not stored by the caller's deadline: the ledger hangs or crawls. Whether it will
+/// still be stored is unknown (the write may yet commit), so the detail promises nothing more than
+/// what is true now; a retry with the key finds the record if it was stored meanwhile.
+fn ledger_too_slow(within: Duration) -> ApiError {
+    tracing::error!(
+        respond_within_ms = within.as_millis() as u64,
+        "the ledger did not record the request in time; answered 503 ledger_unavailable"
+    );
+    ApiError::new(
+        ErrorCode::LedgerUnavailable,
+        "The gateway could not record the request in time; nothing has been sent to the provider. Retry later with the same idempotency key: if the request was recorded meanwhile, the retry answers with its cancellation.",
+    )
+    .with_retry_after(Duration::from_secs(1))
 }
 
 /// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
