@@ -21,7 +21,6 @@ use crate::extract::{Caller, IdempotencyKey};
 use crate::registry::{Lookup, Registry};
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
-use crate::routes::Arrived;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -42,14 +41,14 @@ pub async fn create(
     Caller(client): Caller,
     key: Option<IdempotencyKey>,
     request_id: axum::Extension<RequestId>,
-    arrived: Option<axum::Extension<Arrived>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // SPEC §12: a 202 goes out no later than `limits.respond_within_ms` after the request arrived.
+    // SPEC §12: a 202 goes out no later than `limits.respond_within_ms` after the request arrived,
+    // counted from here, where it has arrived in full (the extractors above read its body): a
+    // slow upload is the client's time, and must not turn into a 503 that blames the ledger.
     let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
-    let arrived = arrived.map_or_else(std::time::Instant::now, |axum::Extension(Arrived(at))| at);
-    let deadline = tokio::time::Instant::from_std(arrived) + respond_within;
+    let deadline = tokio::time::Instant::now() + respond_within;
     if let Err(wait) = state.client_limits.check(&client.name) {
         return Err(
             ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)

@@ -78,16 +78,6 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
     next.run(request).await
 }
 
-/// When the request's head had arrived: `POST /v1/cancellations` answers `202` no later than
-/// `limits.respond_within_ms` after it, whatever it waited on meanwhile.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrived(pub std::time::Instant);
-
-async fn arrival(mut request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    request.extensions_mut().insert(Arrived(std::time::Instant::now()));
-    next.run(request).await
-}
-
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
     let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
@@ -116,8 +106,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(telemetry::middleware))
         // Outermost: every response, errors and fallbacks included, carries the request id.
         .layer(axum::middleware::from_fn(request_id::middleware))
-        // Before anything else: deadlines count from the request's arrival (SPEC §12).
-        .layer(axum::middleware::from_fn(arrival))
         .with_state(state)
 }
 
