@@ -11,14 +11,18 @@ mod chargeapi;
 mod concurrency;
 mod crash;
 mod deploy;
+mod drain;
 mod frontpayment;
+mod h2c;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod ledger_outage;
 mod newcomer;
 mod observability;
 mod openapi;
 mod operations;
+mod own_postgres;
 mod postgres;
 #[path = "../../crates/ledger/tests/support/postgres_env.rs"]
 mod postgres_env;

@@ -20,10 +20,14 @@ pub enum LedgerError {
         #[source]
         source: BoxError,
     },
-    /// The database cannot be reached or is overloaded (pool timeout, I/O, busy): retry later,
-    /// `503` for a caller.
-    #[error("the ledger is unavailable")]
-    Unavailable(#[source] BoxError),
+    /// The database cannot be reached or is overloaded (pool timeout, I/O, busy, disk full): retry
+    /// later, `503` for a caller. [`LedgerError::outage`] says which.
+    ///
+    /// The driver's error is part of the message, not a `source`: every log line that prints
+    /// the error names the cause (connection refused, disk full…), and a chain printer does not
+    /// repeat it.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(BoxError),
     /// Applying or checking the embedded migrations failed.
     #[error("ledger migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),
@@ -55,8 +59,8 @@ pub enum LedgerError {
     Corrupt(String),
     /// The write transaction holding this operation (on SQLite, grouped with others) failed to
     /// begin or commit: nothing of the operation was stored. Retry later.
-    #[error("the ledger could not store the write")]
-    WriteFailed(#[source] Arc<LedgerError>),
+    #[error("the ledger could not store the write: {0}")]
+    WriteFailed(Arc<LedgerError>),
     /// The ledger was closed (shutting down): nothing was stored.
     #[error("the ledger is closed")]
     Closed,
@@ -68,15 +72,125 @@ pub enum LedgerError {
 impl LedgerError {
     /// Worth retrying later as is: the database is unreachable, overloaded or contended.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            LedgerError::Unavailable(_)
-                | LedgerError::Contention { .. }
-                | LedgerError::Connect { .. }
-                | LedgerError::WriteFailed(_)
-                | LedgerError::Closed
-        )
+        self.outage().is_some()
     }
+
+    /// Why the ledger cannot take this operation right now, when that is the trouble (`None`
+    /// for the caller's mistakes, the ledger's bugs and answers such as [`LedgerError::LeaseLost`]).
+    pub fn outage(&self) -> Option<Outage> {
+        Some(match self {
+            LedgerError::Unavailable(source) => classify(source.as_ref()),
+            LedgerError::Connect { .. } | LedgerError::Closed => Outage::Unreachable,
+            LedgerError::Contention { .. } => Outage::Busy,
+            // The transaction did not begin or commit; a cause the ledger does not recognise is
+            // still a write that failed.
+            LedgerError::WriteFailed(inner) => inner.outage().unwrap_or(Outage::WriteFailing),
+            _ => return None,
+        })
+    }
+}
+
+/// What keeps the ledger from taking writes (SPEC §12: `/readyz` and the logs name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outage {
+    /// The database cannot be reached: connection refused or reset, shutting down, no
+    /// connection within the acquire timeout, or the ledger is closed.
+    Unreachable,
+    /// The disk holding the database is full.
+    DiskFull,
+    /// Reading or writing the database's files failed.
+    IoError,
+    /// The database is overloaded: busy, locked, out of connections, or contended.
+    Busy,
+    /// A write transaction failed for another reason.
+    WriteFailing,
+}
+
+impl Outage {
+    /// The spelling of `/readyz`'s `checks.ledger`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outage::Unreachable => "unreachable",
+            Outage::DiskFull => "disk_full",
+            Outage::IoError => "io_error",
+            Outage::Busy => "busy",
+            Outage::WriteFailing => "write_failing",
+        }
+    }
+
+    /// In words, for a caller's `detail`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Outage::Unreachable => "its database cannot be reached",
+            Outage::DiskFull => "its disk is full",
+            Outage::IoError => "its storage fails to read or write",
+            Outage::Busy => "its database is overloaded",
+            Outage::WriteFailing => "its writes fail",
+        }
+    }
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The database could not give a connection within the acquire timeout. sqlx's own error
+/// (`PoolTimedOut`) says nothing of why (it retries a refused connection until the deadline), so
+/// the ledger tries one connection of its own to find out; `cause` is the message of what that
+/// attempt met (no URL in it), or `None` when it succeeded (the pool was only busy).
+#[derive(Debug, Clone)]
+pub struct NoConnection {
+    pub waited: std::time::Duration,
+    pub cause: Option<String>,
+}
+
+impl std::fmt::Display for NoConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waited = self.waited.as_millis();
+        match &self.cause {
+            Some(cause) => write!(f, "no database connection within {waited} ms: {cause}"),
+            None => write!(f, "every database connection stayed busy for {waited} ms"),
+        }
+    }
+}
+
+impl std::error::Error for NoConnection {}
+
+/// The outage a driver's error stands for.
+fn classify(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Outage {
+    if let Some(e) = e.downcast_ref::<NoConnection>() {
+        return if e.cause.is_some() { Outage::Unreachable } else { Outage::Busy };
+    }
+    if let Some(e) = e.downcast_ref::<rusqlite::Error>() {
+        use rusqlite::ErrorCode as C;
+        return match e.sqlite_error_code() {
+            Some(C::DiskFull) => Outage::DiskFull,
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Outage::Busy,
+            Some(C::SystemIoFailure | C::CannotOpen | C::ReadOnly) => Outage::IoError,
+            _ => Outage::WriteFailing,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<sqlx::Error>() {
+        return match e {
+            sqlx::Error::Database(d) => match d.code().as_deref() {
+                // PostgreSQL: disk_full; other insufficient resources (out of memory, too many
+                // connections); SQLite through sqlx (migrations): SQLITE_FULL.
+                Some("53100" | "13") => Outage::DiskFull,
+                Some(c) if c.starts_with("53") => Outage::Busy,
+                Some(c) if c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)) => Outage::Busy,
+                Some(c) if c.parse::<u32>().is_ok_and(|n| n & 0xff == 10) => Outage::IoError,
+                _ => Outage::Unreachable,
+            },
+            _ => Outage::Unreachable,
+        };
+    }
+    if e.downcast_ref::<std::io::Error>().is_some() {
+        return Outage::IoError;
+    }
+    Outage::WriteFailing
 }
 
 /// Whether a database error means "retry the whole transaction" (PostgreSQL serialization
@@ -101,8 +215,9 @@ impl From<sqlx::Error> for LedgerError {
             E::Database(ref d) => {
                 let code = d.code();
                 let unavailable = match code.as_deref() {
-                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes (x + 256·k).
-                    Some(c) if c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)) => true,
+                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL and their
+                    // extended codes (x + 256·k).
+                    Some(c) if c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13)) => true,
                     // PostgreSQL: connection exceptions, insufficient resources, operator
                     // intervention (shutdown, too many connections…).
                     Some(c) => c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"),
