@@ -261,13 +261,15 @@ pub struct HealthSchema {
     pub status: String,
 }
 
-/// `GET /readyz`: `ready`, or `not_ready` with the failing checks.
+/// `GET /readyz`: `ready`, or `not_ready` with the failing checks and the cause.
 #[derive(Debug, ToSchema)]
 #[schema(as = Readiness)]
 pub struct ReadinessSchema {
     #[schema(example = "ready")]
     pub status: String,
     pub checks: ReadinessChecksSchema,
+    /// When not ready: what failed, in words (e.g. the database error). Never a secret.
+    pub cause: Option<String>,
 }
 
 #[derive(Debug, ToSchema)]
@@ -275,12 +277,15 @@ pub struct ReadinessSchema {
 pub struct ReadinessChecksSchema {
     #[schema(example = "ok")]
     pub config: String,
-    /// `ok` or `unreachable`.
+    /// `ok`, or why the ledger cannot take a write: `unreachable`, `disk_full`, `io_error`,
+    /// `busy`, `write_failing`; `not_checked` while shutting down.
     #[schema(example = "ok")]
     pub ledger: String,
-    /// `ok` or `pending`.
+    /// `ok`, `pending`, `unknown` (the ledger failed first) or `not_checked`.
     #[schema(example = "ok")]
     pub migrations: String,
+    /// `draining` once the shutdown signal arrived; absent otherwise.
+    pub shutdown: Option<String>,
 }
 
 /// `GET /errors/{code}` as JSON.

@@ -276,7 +276,51 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{LedgerError, NoConnection, Outage, redact_url};
+
+    /// A failure as SQLite reports it: its code and, for SQLITE_FULL, its message.
+    fn sqlite(code: i32) -> LedgerError {
+        let message = (code == 13).then(|| "database or disk is full".to_owned());
+        crate::sqlite::sqlite_error(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), message))
+    }
+
+    #[test]
+    fn outages_are_classified_and_their_cause_is_in_the_message() {
+        // SQLITE_FULL, SQLITE_IOERR_WRITE (an extended code), SQLITE_BUSY, SQLITE_READONLY.
+        let cases = [(13, Outage::DiskFull), (778, Outage::IoError), (5, Outage::Busy), (8, Outage::IoError)];
+        for (code, want) in cases {
+            let e = sqlite(code);
+            assert_eq!(e.outage(), Some(want), "{e}");
+            // Wrapped by a failed group commit, it is still the same outage.
+            assert_eq!(LedgerError::WriteFailed(Arc::new(e)).outage(), Some(want));
+        }
+        let full = LedgerError::WriteFailed(Arc::new(sqlite(13)));
+        assert_eq!(
+            full.to_string(),
+            "the ledger could not store the write: the ledger is unavailable: database or disk is full"
+        );
+
+        let refused = NoConnection {
+            waited: Duration::from_millis(500),
+            cause: Some("Connection refused (os error 111)".into()),
+        };
+        let e = LedgerError::Unavailable(Box::new(refused));
+        assert_eq!(e.outage(), Some(Outage::Unreachable));
+        assert_eq!(
+            e.to_string(),
+            "the ledger is unavailable: no database connection within 500 ms: Connection refused (os error 111)"
+        );
+        let busy = LedgerError::Unavailable(Box::new(NoConnection { waited: Duration::from_millis(500), cause: None }));
+        assert_eq!(busy.outage(), Some(Outage::Busy));
+
+        // Not outages: the caller's or the ledger's own trouble, or an answer.
+        assert_eq!(sqlite(19).outage(), None, "a constraint is a database error");
+        assert_eq!(LedgerError::LeaseLost { id: "x".into() }.outage(), None);
+        assert!(LedgerError::Closed.is_transient() && !LedgerError::InvalidInput(String::new()).is_transient());
+    }
 
     #[test]
     fn redacts_passwords_and_keeps_the_rest() {
