@@ -80,3 +80,56 @@ async fn a_connection_that_stops_inside_the_http2_preface_is_cut_off() {
     assert!(matches!(read, Ok(Ok(0) | Err(_))), "the connection was held: {read:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
+
+/// One HTTP/2 frame: its type, flags, stream and payload.
+async fn read_frame(stream: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).await.ok()?;
+    let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+    let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], stream_id, payload))
+}
+
+fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let length = payload.len().to_be_bytes();
+    let mut out = vec![length[5], length[6], length[7], kind, flags];
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_like_an_idle_http1_one() {
+    // A well-behaved client (it acknowledges settings and pings) that asks once, then idles: an
+    // HTTP/1 connection would be closed after the header read timeout; so is this one (GOAWAY).
+    let timeout = HashMap::from([("CANCELGATE__LIMITS__HEADER_READ_TIMEOUT_MS".to_owned(), "300".to_owned())]);
+    let app = spawn_app_with(timeout).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    // GET /healthz (HPACK: :method GET, :scheme http, :path literal, :authority literal).
+    let mut block = vec![0x82, 0x86, 0x44, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    hello.extend(frame(0x1, 0x5, 1, &block));
+    stream.write_all(&hello).await.unwrap();
+    let started = Instant::now();
+    let (mut answered, mut goaway) = (false, false);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some((kind, flags, stream_id, payload)) = read_frame(&mut stream).await {
+            match (kind, flags & 0x1) {
+                (0x1, _) if stream_id == 1 => answered = payload.first() == Some(&0x88), // :status 200
+                (0x4, 0) => stream.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap(),
+                (0x6, 0) => stream.write_all(&frame(0x6, 0x1, 0, &payload)).await.unwrap(),
+                (0x7, _) => goaway = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(answered, "the request was not answered 200");
+    assert!(closed.is_ok() && goaway, "an idle HTTP/2 connection was held for {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}

@@ -12,7 +12,8 @@
 //!   head and `limits.max_headers` headers (over either, hyper answers `431` itself and closes:
 //!   that answer is written before any routing, so it cannot carry the problem shape).
 //!   `axum::serve` sets no timer, so with it a client that never finishes its headers holds the
-//!   connection until the process stops.
+//!   connection until the process stops. HTTP/2 with prior knowledge (h2c) is served by the same
+//!   loop under the same limits ([`serve_draining`]), and the loop drains on SIGTERM ([`Drain`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -147,7 +148,8 @@ async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Protocol>> {
 /// timeout (a client that connects and sends nothing would hold the connection forever). So the
 /// first bytes are peeked here, within `limits.header_read_timeout`, and the connection goes to
 /// hyper's HTTP/1 server with every limit as before, or to its HTTP/2 server with the head
-/// limit (`max_header_list_size`) and keep-alive pings that drop a peer gone silent.
+/// limit (`max_header_list_size`), keep-alive pings that drop a peer gone silent, and the idle
+/// limit of an HTTP/1 keep-alive connection ([`serve_http2`]).
 pub async fn serve_draining(
     listener: TcpListener,
     app: Router,
@@ -198,9 +200,17 @@ pub async fn serve_draining(
             () = &mut stop_accepting => break,
         };
         let app = app.clone();
+        let activity = Arc::new(Activity::new());
+        let active = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request.map(Body::new))
+            let busy = active.begin();
+            let answer = app.clone().oneshot(request.map(Body::new));
+            async move {
+                let answer = answer.await;
+                drop(busy);
+                answer
+            }
         });
         // Watched from the accept on: a connection still being sniffed counts as open too.
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
@@ -219,7 +229,10 @@ pub async fn serve_draining(
             let io = TokioIo::new(stream);
             let ended = match protocol {
                 Protocol::Http1 => watcher.watch(http1.serve_connection(io, service)).await,
-                Protocol::Http2 => watcher.watch(http2.serve_connection(io, service)).await,
+                Protocol::Http2 => {
+                    let connection = http2.serve_connection(io, service);
+                    serve_http2(connection, &activity, header_read_timeout, stopped, watcher).await
+                }
             };
             if let Err(error) = ended {
                 // Timeouts, oversized heads and resets are the client's business, not an incident.
@@ -236,6 +249,84 @@ pub async fn serve_draining(
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }
     Ok(())
+}
+
+/// The requests of one connection being answered, and when that last changed.
+#[derive(Debug)]
+struct Activity {
+    active: std::sync::atomic::AtomicUsize,
+    since: std::sync::Mutex<std::time::Instant>,
+}
+
+/// Held while one request is being answered.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { active: 0.into(), since: std::sync::Mutex::new(std::time::Instant::now()) }
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    fn touch(&self) {
+        if let Ok(mut since) = self.since.lock() {
+            *since = std::time::Instant::now();
+        }
+    }
+
+    /// How long no request has been in progress (zero while one is).
+    fn idle_for(&self) -> Duration {
+        if self.active.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        self.since.lock().map(|since| since.elapsed()).unwrap_or_default()
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// An HTTP/2 connection under the limits an HTTP/1 one has from hyper: one with no request in
+/// progress for `idle_after` (`limits.header_read_timeout`, the keep-alive limit of HTTP/1) is
+/// closed gracefully (GOAWAY), as it is when accepting stops. `watcher` is held until the
+/// connection ends, so the shutdown grace waits for its streams.
+async fn serve_http2<C>(
+    connection: C,
+    activity: &Activity,
+    idle_after: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    C: hyper_util::server::graceful::GracefulConnection<Error = hyper::Error>,
+{
+    let _watched = watcher;
+    let mut connection = std::pin::pin!(connection);
+    let mut ticks = tokio::time::interval((idle_after / 4).max(Duration::from_millis(1)));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => return ended,
+            _ = stopped.wait_for(|stopped| *stopped), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = ticks.tick(), if !closing => {
+                if activity.idle_for() >= idle_after {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }
 
 /// Middleware: once draining, every HTTP/1 answer says `Connection: close` (see [`Drain`]).
