@@ -169,6 +169,8 @@ struct DbState {
     probing: tokio::sync::Mutex<()>,
 }
 
+/// How long [`Db::connect`] waits for the first PostgreSQL connection.
+const FIRST_CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// How long a direct connection may take when diagnosing a pool timeout. The acquire timeout
 /// plus this stays under the second within which a caller hears `ledger_unavailable` (SPEC §12).
 const DIAGNOSIS_TIMEOUT: Duration = Duration::from_millis(300);
@@ -309,10 +311,27 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await
-                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source: Box::new(source) })?;
-            Ok((Db::new(Conn::Pg(pool), options), Backend::Postgres))
+                .connect_lazy_with(connect);
+            let db = Db::new(Conn::Pg(pool.clone()), options);
+            // The first connection may wait a few seconds for a database still starting (the
+            // acquire timeout, short for requests, would make a replica starting beside its
+            // database give up at once); any other error fails at once.
+            let deadline = Instant::now() + FIRST_CONNECT_WITHIN;
+            loop {
+                match pool.acquire().await {
+                    Ok(_first) => break,
+                    Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        let source = match db.no_connection(&pool).await {
+                            LedgerError::Unavailable(source) => source,
+                            other => Box::new(other),
+                        };
+                        return Err(LedgerError::Connect { url: redacted, source });
+                    }
+                    Err(source) => return Err(LedgerError::Connect { url: redacted, source: Box::new(source) }),
+                }
+            }
+            Ok((db, Backend::Postgres))
         } else {
             Err(invalid("expected sqlite://… or postgres://…".to_owned()))
         }
