@@ -13,6 +13,7 @@
 //! ```ignore
 //! let Some(pg) = OwnPostgres::start("my_test") else { return };
 //! let url = pg.url();            // postgres://postgres@127.0.0.1:<port>/postgres
+//! let url = pg.url_with_password("pw"); // the same, with a password (trust ignores it)
 //! pg.kill_postmaster();          // kill -9 of the postmaster (its backends notice and exit)
 //! pg.stop_immediate();           // pg_ctl -m immediate stop (SIGQUIT: every backend at once)
 //! pg.freeze(); pg.thaw();        // SIGSTOP / SIGCONT of every process of the server: it hangs
@@ -65,6 +66,18 @@ impl OwnPostgres {
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The same, with a password in it (ignored by trust authentication): for tests that check
+    /// the URL's secret never shows.
+    pub fn url_with_password(&self, password: &str) -> String {
+        format!("postgres://postgres:{password}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The server's log so far.
+    #[allow(dead_code, reason = "part of the helper's API, for a failing test's message")]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// Starts the server (again) on the same data directory and port; waits until it accepts.

@@ -191,8 +191,8 @@ impl ErrorCode {
             ),
             Self::LedgerUnavailable => (
                 "Ledger unavailable",
-                "The gateway cannot record the request right now (its database is down or its disk is full), so it sent nothing to the provider.",
-                "Retry after the number of seconds in `Retry-After`, with the same idempotency key.",
+                "The gateway cannot record the request right now (its database is down or unreachable, or its disk is full). Nothing was sent to the provider: a cancellation is never sent before it is recorded.",
+                "Retry after the number of seconds in `Retry-After`, with the same idempotency key. The gateway's operators see the cause in its logs and in `/readyz`.",
             ),
             Self::UpstreamTimeout => (
                 "Upstream timeout",
@@ -284,5 +284,7 @@ mod tests {
         assert_eq!(ErrorCode::UpstreamRejected.http_status(), 422);
         assert_eq!(ErrorCode::ProviderMisconfigured.http_status(), 502);
         assert_eq!(ErrorCode::UpstreamTimeout.http_status(), 504);
+        assert_eq!(ErrorCode::LedgerUnavailable.http_status(), 503);
+        assert!(ErrorCode::LedgerUnavailable.retryable());
     }
 }

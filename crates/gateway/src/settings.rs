@@ -64,7 +64,11 @@ pub struct Limits {
     pub max_body_bytes: usize,
     #[serde(default = "defaults::respond_within_ms")]
     pub respond_within_ms: u64,
-    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    /// After SIGTERM/SIGINT, how long the gateway keeps accepting and serving while `/readyz`
+    /// answers 503, so a load balancer notices before connections are refused (SPEC §12).
+    #[serde(default = "defaults::drain_ms")]
+    pub drain_ms: u64,
+    /// After the drain, how long requests in flight may finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
     /// The request line and headers must arrive within this time (see `conn_limits`).
@@ -86,6 +90,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: defaults::max_body_bytes(),
             respond_within_ms: defaults::respond_within_ms(),
+            drain_ms: defaults::drain_ms(),
             shutdown_grace_ms: defaults::shutdown_grace_ms(),
             header_read_timeout_ms: defaults::header_read_timeout_ms(),
             body_read_timeout_ms: defaults::body_read_timeout_ms(),
@@ -249,6 +254,9 @@ mod defaults {
     }
     pub fn respond_within_ms() -> u64 {
         10_000
+    }
+    pub fn drain_ms() -> u64 {
+        5_000
     }
     pub fn shutdown_grace_ms() -> u64 {
         10_000
@@ -533,6 +541,8 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "ledger.lease_ms = {}", s.ledger.lease_ms)?;
         writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
         writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
+        writeln!(f, "limits.drain_ms = {}", s.limits.drain_ms)?;
+        writeln!(f, "limits.shutdown_grace_ms = {}", s.limits.shutdown_grace_ms)?;
         writeln!(f, "limits.header_read_timeout_ms = {}", s.limits.header_read_timeout_ms)?;
         writeln!(f, "limits.body_read_timeout_ms = {}", s.limits.body_read_timeout_ms)?;
         writeln!(f, "limits.max_header_bytes = {}", s.limits.max_header_bytes)?;
@@ -718,6 +728,12 @@ mod tests {
         let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
         assert_eq!((s.limits.header_read_timeout_ms, s.limits.body_read_timeout_ms), (10_000, 10_000));
         assert_eq!((s.limits.max_header_bytes, s.limits.max_headers), (16 * 1024, 64));
+        assert_eq!(s.limits.drain_ms, 5_000, "SPEC §12");
+        let shown = Redacted(&s).to_string();
+        assert!(
+            shown.contains("limits.drain_ms = 5000") && shown.contains("limits.shutdown_grace_ms = 10000"),
+            "{shown}"
+        );
         let e = Settings::load_with_env(dir.path(), env(&[("CANCELGATE__LIMITS__BODY_READ_TIMEOUT_MS", "0")]))
             .unwrap_err()
             .to_string();

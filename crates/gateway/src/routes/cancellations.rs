@@ -411,17 +411,24 @@ fn ledger_too_slow(within: Duration) -> ApiError {
     .with_retry_after(Duration::from_secs(1))
 }
 
-/// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
+/// The ledger failing is never the caller's fault, nor the provider's: `503 ledger_unavailable`
+/// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
+/// (the error's message: connection refused, disk full…; never the URL); the caller is told
+/// what kind of outage it is, and that nothing was sent.
 fn ledger_error(error: LedgerError) -> ApiError {
-    if error.is_transient() {
-        tracing::error!(error = %error, "ledger unavailable");
-        ApiError::new(
-            ErrorCode::ProviderUnavailable,
-            "The gateway's ledger is unavailable; nothing was sent. Retry later.",
-        )
-        .with_retry_after(Duration::from_secs(1))
-    } else {
-        ApiError::internal(error)
+    match error.outage() {
+        Some(outage) => {
+            tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");
+            ApiError::new(
+                ErrorCode::LedgerUnavailable,
+                format!(
+                    "The gateway cannot use its ledger right now ({}); nothing was sent to the provider. Retry later.",
+                    outage.describe()
+                ),
+            )
+            .with_retry_after(Duration::from_secs(1))
+        }
+        None => ApiError::internal(error),
     }
 }
 

@@ -79,6 +79,7 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
 }
 
 pub fn router(state: AppState) -> Router {
+    let draining = state.draining.clone();
     let max_body = state.settings.limits.max_body_bytes;
     let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let v1 = Router::new()
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(telemetry::middleware))
         // Outermost: every response, errors and fallbacks included, carries the request id.
         .layer(axum::middleware::from_fn(request_id::middleware))
+        // Once draining, HTTP/1 answers close their connection (see `conn_limits::Drain`).
+        .layer(axum::middleware::from_fn_with_state(draining, conn_limits::close_while_draining))
         .with_state(state)
 }
 
