@@ -194,3 +194,116 @@ async fn operations_endpoints_need_no_key_and_reveal_no_secret_or_ledger_data() 
         }
     }
 }
+
+/// Clients configured through the environment with other scopes than the demo client's (SPEC §7):
+/// `reader` may only read, `canceller` may only cancel, `plain` names no scopes (the default).
+const READER_KEY: &str = "cg_reader_key_for_tests";
+const CANCELLER_KEY: &str = "cg_canceller_key_for_tests";
+const PLAIN_KEY: &str = "cg_plain_key_for_tests";
+
+async fn spawn_with_scoped_clients() -> TestApp {
+    let mut env = HashMap::new();
+    for (name, key, scopes) in
+        [("READER", READER_KEY, Some("read")), ("CANCELLER", CANCELLER_KEY, Some("cancel")), ("PLAIN", PLAIN_KEY, None)]
+    {
+        env.insert(format!("CANCELGATE__CLIENTS__{name}__KEY_SHA256"), cancelgate_gateway::clients::sha256_hex(key));
+        env.insert(format!("CANCELGATE__CLIENTS__{name}__PROVIDERS"), "*".to_owned());
+        if let Some(scopes) = scopes {
+            env.insert(format!("CANCELGATE__CLIENTS__{name}__SCOPES"), scopes.to_owned());
+        }
+    }
+    spawn_app_with(env).await
+}
+
+#[tokio::test]
+async fn a_request_outside_the_clients_scopes_is_403_and_nothing_is_recorded_or_sent() {
+    let app = spawn_with_scoped_clients().await;
+    Mock::given(method("POST"))
+        .respond_with(|r: &wiremock::Request| {
+            ResponseTemplate::new(200).set_body_json(cancelled(r.url.path().split('/').nth(3).unwrap_or_default()))
+        })
+        .mount(&app.upstreams.chargeapi)
+        .await;
+    let get = |key: &'static str, path: String| {
+        let request = app.client.get(app.url(&path)).bearer_auth(key);
+        async move { read(request.send().await.unwrap()).await }
+    };
+
+    // A read-only client cannot cancel: 403 before anything is recorded or sent.
+    let (status, h, problem) =
+        cancel_as(&app, READER_KEY, json!({"provider": "chargeapi", "reference": "res_scope1"})).await;
+    assert_problem(status, &h, &problem, 403, "forbidden");
+    assert!(problem["detail"].as_str().unwrap().contains("`cancel`"), "{problem:#}");
+    assert!(problem.get("cancellation_id").is_none_or(serde_json::Value::is_null), "{problem:#}");
+    let request = app
+        .client
+        .post(app.url("/v1/cancellations"))
+        .bearer_auth(READER_KEY)
+        .header("idempotency-key", "scope-key")
+        .json(&json!({"provider": "chargeapi", "reference": "res_scope1"}));
+    assert_eq!(read(request.send().await.unwrap()).await.0, 403);
+    assert_eq!(app.upstreams.received_count().await, 0, "a request outside the scopes reaches no upstream");
+    let (_, _, list) = get(DEMO_KEY, "/v1/cancellations".to_owned()).await;
+    assert_eq!(list["data"], json!([]), "and is not recorded");
+
+    // A cancel-only client cancels, and reads nothing, not even what it cancelled.
+    let (status, _, body) =
+        cancel_as(&app, CANCELLER_KEY, json!({"provider": "chargeapi", "reference": "res_scope2"})).await;
+    assert_eq!(status, 200, "{body:#}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    for path in [format!("/v1/cancellations/{id}"), "/v1/cancellations".to_owned(), "/v1/providers".to_owned()] {
+        let (status, h, problem) = get(CANCELLER_KEY, path.clone()).await;
+        assert_problem(status, &h, &problem, 403, "forbidden");
+        assert!(problem["detail"].as_str().unwrap().contains("`read`"), "{path}: {problem:#}");
+    }
+    // Authentication still comes first: a wrong key is a 401, not a 403.
+    let (status, h, problem) = get("cg_wrong_key", "/v1/providers".to_owned()).await;
+    assert_problem(status, &h, &problem, 401, "unauthorized");
+
+    // The reader reads what the canceller cancelled.
+    let (status, _, body) = get(READER_KEY, format!("/v1/cancellations/{id}")).await;
+    assert_eq!((status, &body["id"]), (200, &json!(id)));
+    let (status, _, _) = get(READER_KEY, "/v1/providers".to_owned()).await;
+    assert_eq!(status, 200);
+
+    // No `scopes` key: cancel and read.
+    let (status, _, body) =
+        cancel_as(&app, PLAIN_KEY, json!({"provider": "chargeapi", "reference": "res_scope3"})).await;
+    assert_eq!(status, 200, "{body:#}");
+    let (status, _, list) = get(PLAIN_KEY, "/v1/cancellations".to_owned()).await;
+    assert_eq!((status, list["data"].as_array().map(Vec::len)), (200, Some(2)));
+    assert_eq!(app.upstreams.received_count().await, 2);
+}
+
+/// Each `/v1` route refuses a client without the scope it declares, and admits one with only that
+/// scope: the declaration in `routes::V1_SCOPES` is what the server enforces, route by route.
+#[tokio::test]
+async fn every_v1_route_enforces_its_declared_scope() {
+    use cancelgate_gateway::clients::Scope;
+    let app = spawn_with_scoped_clients().await;
+    for (method, path, scope) in cancelgate_gateway::routes::V1_SCOPES {
+        let path = path.replace("{id}", "can_01JD000000000000000000000");
+        let (with, without) = match scope {
+            Scope::Read => (READER_KEY, CANCELLER_KEY),
+            Scope::Cancel => (CANCELLER_KEY, READER_KEY),
+            Scope::Operate => (DEMO_KEY, PLAIN_KEY),
+        };
+        let send = |key: &str| {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            // A body no route accepts: a client with the scope gets past the check to a 4xx of the route.
+            app.client
+                .request(method, app.url(&path))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body("{")
+        };
+        let (status, h, problem) = read(send(without).send().await.unwrap()).await;
+        assert_problem(status, &h, &problem, 403, "forbidden");
+        let (status, _, body) = read(send(with).send().await.unwrap()).await;
+        assert!(
+            status != 403 && status != 401 && status < 500,
+            "{method} {path} as a holder of {scope:?}: {status} {body:#}"
+        );
+    }
+    assert_eq!(app.upstreams.received_count().await, 0);
+}

@@ -136,3 +136,122 @@ async fn unknown_routes_and_methods_have_the_problem_shape() {
     assert_problem(status, &h, &problem, 405, "method_not_allowed");
     assert!(h["allow"].to_str().unwrap().contains("POST"), "{h:?}");
 }
+
+/// The probe of issue 14, through the real binary in front of the sandbox: a member named twice
+/// (`provider`, or an entry of `metadata`) is a 400 naming it, and no cancel reaches any provider
+/// (last-one-wins had cancelled the Front Payment reservation). Nothing is recorded either.
+#[tokio::test]
+async fn a_repeated_member_reaches_no_provider_through_the_real_binary() {
+    use cancelgate_sandbox::{Sandbox, SandboxConfig, SimulatedProvider, seeds};
+
+    use crate::process::{Gateway, sandbox_env};
+
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sandbox_env(&sandbox);
+    env.push(("CANCELGATE__LEDGER__URL".to_owned(), format!("sqlite://{}/ledger.db", dir.path().display())));
+    let gateway = Gateway::start(dir.path(), &env).await;
+    let uuid = seeds::FRONTPAYMENT_RESERVED;
+    let before = sandbox.state(SimulatedProvider::FrontPayment, uuid);
+    let total = || SimulatedProvider::ALL.into_iter().map(|p| sandbox.total_cancel_requests(p)).sum::<u64>();
+
+    for (body, param) in [
+        (format!(r#"{{"provider":"chargeapi","provider":"frontpayment","reference":"{uuid}"}}"#), "provider"),
+        (format!(r#"{{"provider":"frontpayment","reference":"{uuid}","reference":"{uuid}"}}"#), "reference"),
+        (
+            format!(
+                r#"{{"provider":"frontpayment","reference":"{uuid}","metadata":{{"order_id":"A-1","order_id":"A-2"}}}}"#
+            ),
+            "metadata.order_id",
+        ),
+    ] {
+        let response = gateway
+            .client
+            .post(gateway.url("/v1/cancellations"))
+            .bearer_auth(DEMO_KEY)
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("dup-{param}"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, h, problem) = read(response).await;
+        assert_problem(status, &h, &problem, 400, "invalid_request");
+        assert_eq!(problem["param"], param, "{body}: {problem:#}");
+        assert!(problem.get("cancellation_id").is_none_or(Value::is_null), "nothing recorded: {problem:#}");
+    }
+    assert_eq!(total(), 0, "a body with a repeated member reaches no provider");
+    assert_eq!(sandbox.state(SimulatedProvider::FrontPayment, uuid), before, "the reservation is untouched");
+    let list = gateway.client.get(gateway.url("/v1/cancellations")).bearer_auth(DEMO_KEY).send().await.unwrap();
+    let (status, _, list) = read(list).await;
+    assert_eq!((status, &list["data"]), (200, &json!([])), "nothing recorded");
+
+    // The same request without the repetition is sent: the zero above is not for want of a path.
+    let (status, _, body) = gateway
+        .cancel(&json!({"provider": "frontpayment", "reference": uuid, "metadata": {"order_id": "A-1"}}), None)
+        .await;
+    assert_eq!((status, &body["status"]), (200, &json!("cancelled")), "{body:#}");
+    assert_eq!(total(), 1);
+}
+
+/// RFC 9110: a 401 says which scheme would be accepted; the scheme's name is case-insensitive.
+#[tokio::test]
+async fn a_401_names_the_bearer_scheme_which_matches_in_any_case() {
+    let app = spawn_app().await;
+    for auth in [None, Some("Bearer nope"), Some("Basic Y2c6eA=="), Some("Bearer")] {
+        let mut request = app.client.get(app.url("/v1/cancellations"));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let (status, h, problem) = read(request.send().await.unwrap()).await;
+        assert_problem(status, &h, &problem, 401, "unauthorized");
+        assert_eq!(h["www-authenticate"], r#"Bearer realm="cancelgate""#, "{auth:?}");
+    }
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let request =
+            app.client.get(app.url("/v1/cancellations")).header("authorization", format!("{scheme} {DEMO_KEY}"));
+        let (status, h, body) = read(request.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{scheme}: {body:#}");
+        assert!(h.get("www-authenticate").is_none());
+    }
+}
+
+/// Every query parameter of the listing is checked: a value that can match nothing, an unknown
+/// parameter or a repeated one is a 400 naming it, in the gateway's own words.
+#[tokio::test]
+async fn every_query_parameter_is_validated_in_our_own_words() {
+    let app = spawn_app().await;
+    for (query, param) in [
+        ("provider=acme", "provider"),
+        ("provider=", "provider"),
+        ("account=", "account"),
+        (&*format!("account={}", "a".repeat(65)), "account"),
+        ("reference=res_a%2F..", "reference"),
+        ("reference=", "reference"),
+        ("status=bogus", "status"),
+        ("status=", "status"),
+        ("limit=", "limit"),
+        ("created_lt=2026-13-01T00:00:00Z", "created_lt"),
+        ("provider=chargeapi&provider=frontpayment", "provider"),
+        ("status=failed&status=failed", "status"),
+        ("limit=5&debug=1", "debug"),
+        ("li%6Dit=1&limit=2", "limit"),
+        ("%FF=1", "\u{fffd}"),
+    ] {
+        let request = app.client.get(app.url(&format!("/v1/cancellations?{query}"))).bearer_auth(DEMO_KEY);
+        let (status, h, problem) = read(request.send().await.unwrap()).await;
+        assert_problem(status, &h, &problem, 400, "invalid_request");
+        assert_eq!(problem["param"], param, "{query}: {problem:#}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(!detail.contains("deserialize") && !detail.contains("query string"), "{query}: {detail}");
+    }
+    for query in [
+        "",
+        "provider=chargeapi&account=default&reference=res_abc&status=needs_review&limit=100",
+        "provider=accommodation&created_gte=2026-01-01T00:00:00Z&created_lt=2026-12-01T00:00:00%2B02:00",
+    ] {
+        let request = app.client.get(app.url(&format!("/v1/cancellations?{query}"))).bearer_auth(DEMO_KEY);
+        let (status, _, body) = read(request.send().await.unwrap()).await;
+        assert_eq!((status, &body["data"]), (200, &json!([])), "{query}: {body:#}");
+    }
+}

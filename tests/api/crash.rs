@@ -142,6 +142,7 @@ async fn front_payment_killed_after_it_cancelled_unheard_needs_review() {
     assert_eq!(record["status"], "needs_review", "{record:#}");
     assert_eq!(record["cancelled_at"], Value::Null);
     assert_eq!(record["upstream"]["body"]["message"], "reservationStatusAlreadyCompleted", "{record:#}");
+    assert_eq!(record["error"]["code"], "upstream_error", "the evidence is the answer that decides nothing");
     let calls = calls(&sandbox, provider, reference);
     assert_eq!((calls.received, calls.committed), (2, 1));
     // The reference stays answered by that record: no further cancel is sent.

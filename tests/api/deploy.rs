@@ -29,6 +29,9 @@ fn the_compose_configuration_loads_with_every_secret_from_a_file() {
     let mut values = registry.secret_values();
     values.sort();
     assert_eq!(values, ["10001", "acc_sandbox_key", "ch_sk_test_sandbox", "fp_sandbox_token"]);
+    let demo = settings.clients["demo"].scopes().unwrap();
+    let all = cancelgate_gateway::clients::Scope::ALL;
+    assert!(all.into_iter().all(|scope| demo.contains(scope)), "the demo client has every scope: {demo:?}");
     let printed = cancelgate_gateway::settings::Redacted(&settings).to_string();
     assert!(!printed.contains("cancelgate_dev_only"), "the database password is printed");
 }

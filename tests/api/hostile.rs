@@ -140,8 +140,10 @@ async fn hostile_requests_get_their_documented_4xx_and_reach_no_upstream() {
     let many_keys: serde_json::Map<String, Value> = (0..2000).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases = vec![
         post("10,000-deep array", deep_array.clone(), 400, "invalid_request", Some("body")),
-        post("10,000-deep object", deep_object, 400, "invalid_request", Some("body")),
-        post("deep nesting inside metadata", deep_in_metadata, 400, "invalid_request", Some("body")),
+        // Refused at the first member that cannot be one (an unknown member, a value that is not
+        // a string), without descending into it.
+        post("10,000-deep object", deep_object, 400, "invalid_request", Some("a")),
+        post("deep nesting inside metadata", deep_in_metadata, 400, "invalid_request", Some("metadata.a")),
         post("1 MiB body", vec![b' '; 1024 * 1024], 413, "payload_too_large", None),
         post("invalid UTF-8 in a string", invalid_utf8, 400, "invalid_request", Some("body")),
         post(
@@ -269,6 +271,7 @@ async fn hostile_requests_get_their_documented_4xx_and_reach_no_upstream() {
             b"application/xml".to_vec(),
         ),
         get("id that is not UTF-8", "/v1/cancellations/%FF%FE", 404, "not_found", None),
+        get("error page name that is not UTF-8", "/errors/%FF%FE", 404, "not_found", None),
         get("65-character id", format!("/v1/cancellations/can_{}", "a".repeat(61)), 404, "not_found", None),
         get("encoded path in id", "/v1/cancellations/..%2F..%2Fhealthz", 404, "not_found", None),
         get("path traversal", "/v1/cancellations/../../healthz/x", 404, "not_found", None),
@@ -276,8 +279,9 @@ async fn hostile_requests_get_their_documented_4xx_and_reach_no_upstream() {
         get("limit 101", "/v1/cancellations?limit=101", 400, "invalid_request", Some("limit")),
         get("limit huge", "/v1/cancellations?limit=99999999999999999999999", 400, "invalid_request", Some("limit")),
         get("limit not a number", "/v1/cancellations?limit=1e2", 400, "invalid_request", Some("limit")),
-        get("limit twice", "/v1/cancellations?limit=1&limit=2", 400, "invalid_request", Some("query")),
-        get("unknown query parameter", "/v1/cancellations?debug=1", 400, "invalid_request", Some("query")),
+        // `param` names the parameter itself, as it names a body's member.
+        get("limit twice", "/v1/cancellations?limit=1&limit=2", 400, "invalid_request", Some("limit")),
+        get("unknown query parameter", "/v1/cancellations?debug=1", 400, "invalid_request", Some("debug")),
         get("bad time", "/v1/cancellations?created_gte=yesterday", 400, "invalid_request", Some("created_gte")),
         get("bad status", "/v1/cancellations?status=%00", 400, "invalid_request", Some("status")),
         get(

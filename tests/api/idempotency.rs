@@ -422,3 +422,79 @@ async fn a_restricted_client_lists_only_what_it_may_use_in_full_pages() {
     }
     assert_eq!(seen, ["res_list3", "res_list2", "res_list1", "res_list0"]);
 }
+
+/// The IETF draft sends the key as a structured-field string: `"abc"` is the key `abc`, so a
+/// retry in either form replays; a malformed quoted key, or two keys, are refused before anything.
+#[tokio::test]
+async fn a_quoted_idempotency_key_is_the_same_key_and_two_keys_are_refused() {
+    let app = spawn_app().await;
+    mount_cancelled(&app, Duration::ZERO).await;
+    let body = json!({"provider": "chargeapi", "reference": REF}).to_string();
+    let (status, _, original) = post(&app, DEMO_KEY, Some("order-77/cancel"), &body).await;
+    assert_eq!(status, 200, "{original:#}");
+    for same in [r#""order-77/cancel""#, "order-77/cancel"] {
+        let (status, _, replay) = post(&app, DEMO_KEY, Some(same), &body).await;
+        assert_eq!((status, &replay["id"], &replay["replayed"]), (200, &original["id"], &json!(true)), "{same}");
+    }
+    // Escapes are decoded: `"a\"b"` is the key `a"b`, which another body then cannot reuse.
+    let (status, _, first) = post(
+        &app,
+        DEMO_KEY,
+        Some(r#""a\"b""#),
+        &json!({"provider": "chargeapi", "reference": "res_quoted01"}).to_string(),
+    )
+    .await;
+    assert_eq!((status, &first["replayed"]), (200, &json!(false)), "{first:#}");
+    let (status, h, problem) = post(&app, DEMO_KEY, Some(r#"a"b"#), &body).await;
+    assert_problem(status, &h, &problem, 422, "idempotency_key_reused");
+
+    for bad in [r#""abc"#, r#""a"b""#, r#""a\b""#, r#""""#] {
+        let (status, h, problem) = post(&app, DEMO_KEY, Some(bad), &body).await;
+        assert_problem(status, &h, &problem, 400, "invalid_request");
+        assert_eq!(problem["param"], "Idempotency-Key", "{bad}: {problem:#}");
+    }
+    let request = app
+        .client
+        .post(app.url("/v1/cancellations"))
+        .bearer_auth(DEMO_KEY)
+        .header("content-type", "application/json")
+        .header("idempotency-key", "first")
+        .header("idempotency-key", "second")
+        .body(json!({"provider": "chargeapi", "reference": "res_twokeys01"}).to_string());
+    let (status, h, problem) = read(request.send().await.unwrap()).await;
+    assert_problem(status, &h, &problem, 400, "invalid_request");
+    assert_eq!(problem["param"], "Idempotency-Key", "{problem:#}");
+    assert_eq!(chargeapi_calls(&app).await, 2, "the first cancel and the quoted one: nothing else was sent");
+}
+
+/// A replay answers the new request: its `X-Request-Id` header is this request's id, while the
+/// replayed body is the stored one, `request_id` included (the id of the request that made it).
+#[tokio::test]
+async fn a_replay_has_the_new_request_id_in_its_header_and_the_original_in_its_body() {
+    let app = spawn_app().await;
+    Mock::given(method("POST"))
+        .and(path(CANCEL_PATH))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "resource_missing"}})))
+        .mount(&app.upstreams.chargeapi)
+        .await;
+    let body = json!({"provider": "chargeapi", "reference": REF}).to_string();
+    let send = |request_id: &'static str| {
+        app.client
+            .post(app.url("/v1/cancellations"))
+            .bearer_auth(DEMO_KEY)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "key-request-id")
+            .header("x-request-id", request_id)
+            .body(body.clone())
+            .send()
+    };
+    let (status, h, original) = read(send("req-original-1").await.unwrap()).await;
+    assert_problem(status, &h, &original, 404, "not_found");
+    assert_eq!(original["request_id"], "req-original-1");
+
+    let (status, h, replay) = read(send("req-retry-2").await.unwrap()).await;
+    assert_eq!((status, &replay["replayed"]), (404, &json!(true)), "{replay:#}");
+    assert_eq!(h["x-request-id"], "req-retry-2", "the header identifies this request");
+    assert_eq!(replay["request_id"], "req-original-1", "the body is the stored answer");
+    assert_eq!(chargeapi_calls(&app).await, 1);
+}

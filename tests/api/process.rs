@@ -21,6 +21,8 @@ pub struct Gateway {
     child: Child,
     pub addr: String,
     pub client: reqwest::Client,
+    /// Every line the gateway wrote to stdout (its JSON log), as it comes.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Gateway {
@@ -59,9 +61,12 @@ impl Gateway {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Reads stdout to its end (a full pipe would block the gateway), after the address too.
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Ok(event) = serde_json::from_str::<Value>(&line)
                     && event["message"] == "cancelgate listening"
                     && let Some(addr) = event["addr"].as_str()
@@ -71,7 +76,7 @@ impl Gateway {
                 }
             }
         });
-        let mut gateway = Gateway { child, addr: String::new(), client: reqwest::Client::new() };
+        let mut gateway = Gateway { child, addr: String::new(), client: reqwest::Client::new(), logs };
         match tokio::time::timeout(WAIT, rx).await {
             Ok(Ok(addr)) => gateway.addr = addr,
             Ok(Err(_)) => panic!("the gateway exited before listening: {:?}", gateway.child.try_wait()),
@@ -84,6 +89,37 @@ impl Gateway {
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM (a graceful stop), and wait (at most [`WAIT`]) until the process is gone.
+    pub async fn terminate(mut self) {
+        let pid = self.pid().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+        assert!(self.wait_exit(WAIT).await.is_some(), "still running {WAIT:?} after SIGTERM");
+    }
+
+    /// The gateway's log so far, one JSON event a line.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `within`) for the process to exit; `None` if it still runs.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

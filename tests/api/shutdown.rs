@@ -40,6 +40,8 @@ fn start(workdir: &Path, upstream: &str) -> (Running, String) {
         .env("CANCELGATE__LEDGER__LEASE_MS", "60000")
         .env("CANCELGATE__LIMITS__RESPOND_WITHIN_MS", "2500")
         .env("CANCELGATE__LIMITS__SHUTDOWN_GRACE_MS", GRACE_MS.to_string())
+        // No drain period: this test is about what follows it (see `drain.rs` for the drain).
+        .env("CANCELGATE__LIMITS__DRAIN_MS", "0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

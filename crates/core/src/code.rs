@@ -20,6 +20,7 @@ pub enum ErrorCode {
     UpstreamError,
     ProviderMisconfigured,
     ProviderUnavailable,
+    LedgerUnavailable,
     UpstreamTimeout,
 }
 
@@ -32,7 +33,7 @@ pub struct CodeDoc {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -49,6 +50,7 @@ impl ErrorCode {
         Self::UpstreamError,
         Self::ProviderMisconfigured,
         Self::ProviderUnavailable,
+        Self::LedgerUnavailable,
         Self::UpstreamTimeout,
     ];
 
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::UpstreamError => "upstream_error",
             Self::ProviderMisconfigured => "provider_misconfigured",
             Self::ProviderUnavailable => "provider_unavailable",
+            Self::LedgerUnavailable => "ledger_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
         }
     }
@@ -87,7 +90,7 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::UpstreamError | Self::ProviderMisconfigured => 502,
-            Self::ProviderUnavailable => 503,
+            Self::ProviderUnavailable | Self::LedgerUnavailable => 503,
             Self::UpstreamTimeout => 504,
         }
     }
@@ -100,6 +103,7 @@ impl ErrorCode {
                 | Self::RateLimited
                 | Self::UpstreamError
                 | Self::ProviderUnavailable
+                | Self::LedgerUnavailable
                 | Self::UpstreamTimeout
                 | Self::Internal
         )
@@ -184,6 +188,11 @@ impl ErrorCode {
                 "Provider unavailable",
                 "The provider is disabled or its circuit breaker is open after sustained failures, or it is at its concurrency limit.",
                 "Retry after the number of seconds in `Retry-After`.",
+            ),
+            Self::LedgerUnavailable => (
+                "Ledger unavailable",
+                "The gateway cannot record the request right now (its database is down or unreachable, or its disk is full). Nothing was sent to the provider: a cancellation is never sent before it is recorded.",
+                "Retry after the number of seconds in `Retry-After`, with the same idempotency key. The gateway's operators see the cause in its logs and in `/readyz`.",
             ),
             Self::UpstreamTimeout => (
                 "Upstream timeout",
@@ -275,5 +284,7 @@ mod tests {
         assert_eq!(ErrorCode::UpstreamRejected.http_status(), 422);
         assert_eq!(ErrorCode::ProviderMisconfigured.http_status(), 502);
         assert_eq!(ErrorCode::UpstreamTimeout.http_status(), 504);
+        assert_eq!(ErrorCode::LedgerUnavailable.http_status(), 503);
+        assert!(ErrorCode::LedgerUnavailable.retryable());
     }
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use sha2::{Digest, Sha256};
+
 use crate::error::ApiError;
 
 pub const MAX_REASON_CHARS: usize = 500;
@@ -16,8 +18,13 @@ pub const MAX_ACCOUNT_CHARS: usize = 64;
 pub const MAX_LANGUAGE_CHARS: usize = 16;
 pub const MAX_PROVIDER_CHARS: usize = 64;
 
-/// `POST /v1/cancellations` body. Unknown fields are refused so typos are not ignored.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// `POST /v1/cancellations` body. Unknown fields are refused so typos are not ignored, and so is
+/// a member named twice at any depth (`param` names it: `metadata.k` for an entry of `metadata`).
+// (The doc comment above is the OpenAPI description.) "Last one wins" would let a proxy or a log
+// that reads the first member see another cancel than the one performed. Parsed by
+// `CancelBody::parse` in one pass over the bytes straight into this struct, no intermediate JSON
+// value; the `serde` attributes only describe the wire shape to utoipa.
+#[derive(Debug, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"provider": "chargeapi", "reference": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq",
     "account": "default", "reason": "Customer changed plans", "metadata": {"order_id": "A-1001"}}))]
@@ -53,26 +60,89 @@ pub struct CancelBody {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// The optional members the body gave as `null`. They mean what an absent member means, but
+    /// the fingerprint is of the JSON value, where `"account": null` is not `{}`.
+    #[serde(skip)]
+    nulls: Members,
 }
 
 impl CancelBody {
-    /// Parse a body, naming the offending field in `param` when it does not fit.
-    pub fn parse(bytes: &[u8]) -> Result<(Self, serde_json::Value), ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::invalid("body", format!("The body is not valid JSON: {e}.")))?;
-        if !value.is_object() {
-            return Err(ApiError::invalid("body", "The body must be a JSON object."));
-        }
-        let body: CancelBody = serde_path_to_error::deserialize(&value).map_err(|e| {
-            let inner = e.inner().to_string();
-            let param = field_named_in(&inner).unwrap_or_else(|| e.path().to_string());
-            let param = if param.is_empty() || param == "." { "body".to_owned() } else { param };
-            ApiError::invalid(param, format!("The body does not fit the API: {inner}."))
-        })?;
+    /// Parse a body, naming the offending member in `param` when it does not fit (`metadata.k`
+    /// for an entry of `metadata`). Every detail is the gateway's own text, never serde's.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        let body = Self::read(bytes)?;
         body.check_lengths()?;
-        Ok((body, value))
+        Ok(body)
     }
 
+    /// The body's members, before their lengths are checked.
+    fn read(bytes: &[u8]) -> Result<Self, ApiError> {
+        let mut failure = None;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = serde::Deserializer::deserialize_map(&mut de, BodyVisitor { failure: &mut failure })
+            .and_then(|body| de.end().map(|()| body));
+        parsed.map_err(|e| refusal(&e, failure))
+    }
+
+    /// SHA-256 (hex) of the body's canonical JSON: members sorted by name at every level, no
+    /// spacing. The same JSON value gives the same fingerprint whatever its key order or
+    /// spacing. Byte for byte the form earlier releases computed from a parsed JSON value, so
+    /// idempotency keys stored before an upgrade still replay.
+    pub fn fingerprint(&self) -> String {
+        let mut out = Vec::with_capacity(128 + self.reason.as_ref().map_or(0, String::len));
+        out.push(b'{');
+        // In the byte order of the member names, as the canonical form sorts them.
+        for member in Member::SORTED {
+            let value = match member {
+                Member::Provider => Canonical::Str(&self.provider),
+                Member::Reference => Canonical::Str(&self.reference),
+                Member::Account => self.optional(member, self.account.as_deref()),
+                Member::Reason => self.optional(member, self.reason.as_deref()),
+                Member::Language => self.optional(member, self.language.as_deref()),
+                Member::Metadata => match &self.metadata {
+                    Some(map) => Canonical::Map(map),
+                    None if self.nulls.has(member) => Canonical::Null,
+                    None => Canonical::Absent,
+                },
+            };
+            if matches!(value, Canonical::Absent) {
+                continue;
+            }
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, member.name());
+            out.push(b':');
+            match value {
+                Canonical::Absent => {}
+                Canonical::Null => out.extend_from_slice(b"null"),
+                Canonical::Str(s) => push_json_str(&mut out, s),
+                Canonical::Map(map) => {
+                    out.push(b'{');
+                    // A BTreeMap of Strings iterates in byte order: the canonical order.
+                    for (i, (k, v)) in map.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        push_json_str(&mut out, k);
+                        out.push(b':');
+                        push_json_str(&mut out, v);
+                    }
+                    out.push(b'}');
+                }
+            }
+        }
+        out.push(b'}');
+        hex::encode(Sha256::digest(&out))
+    }
+
+    fn optional<'a>(&self, member: Member, value: Option<&'a str>) -> Canonical<'a> {
+        match value {
+            Some(s) => Canonical::Str(s),
+            None if self.nulls.has(member) => Canonical::Null,
+            None => Canonical::Absent,
+        }
+    }
     fn check_lengths(&self) -> Result<(), ApiError> {
         let too_long = |s: &str, max: usize| s.chars().count() > max;
         if self.provider.is_empty() || too_long(&self.provider, MAX_PROVIDER_CHARS) {
@@ -122,12 +192,284 @@ impl CancelBody {
     }
 }
 
-/// serde names the field in "unknown field `x`, expected …" and "missing field `x`" messages.
-/// (A caller's unknown field may itself hold a backtick: the name ends where serde's text resumes.)
-fn field_named_in(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("missing field `"))?;
-    let end = rest.find("`, expected").or_else(|| rest.rfind('`'))?;
-    Some(rest[..end].to_owned())
+/// A member of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Provider,
+    Reference,
+    Account,
+    Reason,
+    Language,
+    Metadata,
+}
+
+impl Member {
+    /// In the byte order of their names (the canonical JSON's order).
+    const SORTED: [Self; 6] =
+        [Self::Account, Self::Language, Self::Metadata, Self::Provider, Self::Reason, Self::Reference];
+
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Provider => "provider",
+            Self::Reference => "reference",
+            Self::Account => "account",
+            Self::Reason => "reason",
+            Self::Language => "language",
+            Self::Metadata => "metadata",
+        }
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        Self::SORTED.into_iter().find(|m| m.name() == name)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Members(u8);
+
+impl Members {
+    const fn has(self, member: Member) -> bool {
+        self.0 & member.bit() != 0
+    }
+
+    fn add(&mut self, member: Member) {
+        self.0 |= member.bit();
+    }
+}
+
+/// One member's value in the canonical form.
+enum Canonical<'a> {
+    Absent,
+    Null,
+    Str(&'a str),
+    Map(&'a BTreeMap<String, String>),
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes (the fingerprint depends on it).
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Why the visitor stopped, in the gateway's words (serde's own messages never reach a caller).
+#[derive(Debug)]
+enum Failure {
+    /// The value of `param` could not be read as `expected`: a type mismatch when serde_json
+    /// classifies the error as data, else the JSON itself was broken there.
+    Value { param: String, expected: &'static str },
+    /// A member the body may not have: unknown, repeated, or a required one missing.
+    Refused(ApiError),
+}
+
+/// The answer to a body that did not parse.
+fn refusal(error: &serde_json::Error, failure: Option<Failure>) -> ApiError {
+    match (error.classify(), failure) {
+        (serde_json::error::Category::Data, Some(Failure::Refused(e))) => e,
+        (serde_json::error::Category::Data, Some(Failure::Value { param, expected })) => {
+            let detail = format!("`{param}` must be {expected}.");
+            ApiError::invalid(param, detail)
+        }
+        (serde_json::error::Category::Data, None) => ApiError::invalid("body", "The body must be a JSON object."),
+        _ => ApiError::invalid(
+            "body",
+            format!("The body is not valid JSON (line {}, column {}).", error.line(), error.column()),
+        ),
+    }
+}
+
+/// Stops the parse: what went wrong is in the visitor's `failure`, this text is never shown.
+fn stop<E: serde::de::Error>(failure: &mut Option<Failure>, why: Failure) -> E {
+    *failure = Some(why);
+    E::custom("refused")
+}
+
+fn repeated(param: String) -> Failure {
+    Failure::Refused(ApiError::invalid(param, "This member appears more than once; send each member once."))
+}
+
+/// A member name: known ones without allocating, an unknown one kept for `param`.
+enum Key {
+    Known(Member),
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Member::named(v).map_or_else(|| Key::Unknown(v.to_owned()), Key::Known))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The body object. serde's derive would refuse a repeated top-level member too, but not one
+/// inside `metadata`, and its messages are serde's: this visitor does both in the same pass.
+struct BodyVisitor<'a> {
+    failure: &'a mut Option<Failure>,
+}
+
+impl<'de> serde::de::Visitor<'de> for BodyVisitor<'_> {
+    type Value = CancelBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a cancellation request object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CancelBody, A::Error> {
+        let failure = self.failure;
+        let mut seen = Members::default();
+        let mut nulls = Members::default();
+        let (mut provider, mut reference) = (None, None);
+        let (mut account, mut reason, mut language, mut metadata) = (None, None, None, None);
+        while let Some(key) = map.next_key::<Key>()? {
+            let member = match key {
+                Key::Known(member) => member,
+                Key::Unknown(name) => {
+                    let error = ApiError::invalid(
+                        name,
+                        "Unknown member: a body has only provider, reference, account, reason, language and metadata.",
+                    );
+                    return Err(stop(failure, Failure::Refused(error)));
+                }
+            };
+            if seen.has(member) {
+                return Err(stop(failure, repeated(member.name().to_owned())));
+            }
+            seen.add(member);
+            let string = |failure: &mut Option<Failure>, e: A::Error| {
+                *failure = Some(Failure::Value { param: member.name().to_owned(), expected: "a string" });
+                e
+            };
+            match member {
+                Member::Provider => provider = Some(map.next_value::<String>().map_err(|e| string(failure, e))?),
+                Member::Reference => reference = Some(map.next_value::<String>().map_err(|e| string(failure, e))?),
+                Member::Account | Member::Reason | Member::Language => {
+                    let value = map.next_value::<Option<String>>().map_err(|e| string(failure, e))?;
+                    if value.is_none() {
+                        nulls.add(member);
+                    }
+                    match member {
+                        Member::Account => account = value,
+                        Member::Reason => reason = value,
+                        _ => language = value,
+                    }
+                }
+                Member::Metadata => {
+                    let value = map.next_value_seed(MetadataSeed { failure: &mut *failure }).inspect_err(|_| {
+                        if failure.is_none() {
+                            *failure = Some(Failure::Value {
+                                param: "metadata".to_owned(),
+                                expected: "an object whose values are strings",
+                            });
+                        }
+                    })?;
+                    if value.is_none() {
+                        nulls.add(member);
+                    }
+                    metadata = value;
+                }
+            }
+        }
+        let required = |failure: &mut Option<Failure>, member: Member| {
+            let name = member.name();
+            stop(failure, Failure::Refused(ApiError::invalid(name, format!("`{name}` is required."))))
+        };
+        let provider = provider.ok_or_else(|| required(failure, Member::Provider))?;
+        let reference = reference.ok_or_else(|| required(failure, Member::Reference))?;
+        Ok(CancelBody { provider, reference, account, reason, language, metadata, nulls })
+    }
+}
+
+/// `metadata`: `null` or an object of strings, each key at most once.
+struct MetadataSeed<'a> {
+    failure: &'a mut Option<Failure>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for MetadataSeed<'_> {
+    type Value = Option<BTreeMap<String, String>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MetadataSeed<'_> {
+    type Value = Option<BTreeMap<String, String>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of strings")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(MetadataEntries { failure: self.failure }).map(Some)
+    }
+}
+
+struct MetadataEntries<'a> {
+    failure: &'a mut Option<Failure>,
+}
+
+impl<'de> serde::de::Visitor<'de> for MetadataEntries<'_> {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of strings")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let param = format!("metadata.{key}");
+            if entries.contains_key(&key) {
+                return Err(stop(self.failure, repeated(param)));
+            }
+            let value = map
+                .next_value::<String>()
+                .inspect_err(|_| *self.failure = Some(Failure::Value { param, expected: "a string" }))?;
+            entries.insert(key, value);
+        }
+        Ok(entries)
+    }
 }
 
 /// The status of a cancellation (SPEC §2).
@@ -226,14 +568,17 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_a_400_not_a_stack_overflow() {
-        // serde_json stops at 128 levels; the fingerprint and the typed parse only ever see less.
+        // Nothing in a body nests deeper than `metadata`'s object of strings: the parser refuses
+        // the first value of the wrong type without descending into it, whatever its depth.
         for depth in [129, 10_000, 60_000] {
             let array = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
             assert_eq!(param_of(&array), "body");
             let in_metadata = format!(r#"{{"provider":"chargeapi","reference":"r","metadata":{{"a":{array}}}}}"#);
-            assert_eq!(param_of(&in_metadata), "body");
+            assert_eq!(param_of(&in_metadata), "metadata.a");
             let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
-            assert_eq!(param_of(&objects), "body");
+            assert_eq!(param_of(&objects), "a", "an unknown member, refused before its value is read");
+            let in_reason = format!(r#"{{"provider":"chargeapi","reference":"r","reason":{array}}}"#);
+            assert_eq!(param_of(&in_reason), "reason");
         }
         let shallow = format!(
             r#"{{"provider":"chargeapi","reference":"r","metadata":{{"a":{}1{}}}}}"#,
@@ -241,6 +586,95 @@ mod tests {
             "]".repeat(100)
         );
         assert_eq!(param_of(&shallow), "metadata.a");
+    }
+
+    #[test]
+    fn a_repeated_member_is_refused_at_any_depth() {
+        for (body, param) in [
+            (r#"{"provider":"chargeapi","provider":"frontpayment","reference":"r"}"#, "provider"),
+            (r#"{"provider":"chargeapi","reference":"r","reference":"r"}"#, "reference"),
+            // The same name however it is escaped: the decoded names are compared.
+            (r#"{"provider":"chargeapi","provid\u0065r":"frontpayment","reference":"r"}"#, "provider"),
+            // `null` then a value is still two members.
+            (r#"{"provider":"chargeapi","reference":"r","account":null,"account":"eu"}"#, "account"),
+            (r#"{"provider":"chargeapi","reference":"r","reason":"a","reason":"a"}"#, "reason"),
+            (r#"{"provider":"chargeapi","reference":"r","language":"EN","language":"DE"}"#, "language"),
+            (r#"{"provider":"chargeapi","reference":"r","metadata":{},"metadata":{}}"#, "metadata"),
+            (
+                r#"{"provider":"chargeapi","reference":"r","metadata":{"order_id":"1","order_id":"2"}}"#,
+                "metadata.order_id",
+            ),
+            (r#"{"provider":"chargeapi","reference":"r","metadata":{"a":"1","b":"2","\u0061":"1"}}"#, "metadata.a"),
+        ] {
+            let error = CancelBody::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (error.code, error.param.as_deref()),
+                (cancelgate_core::ErrorCode::InvalidRequest, Some(param)),
+                "{body}"
+            );
+            assert!(error.detail.contains("more than once"), "{body}: {}", error.detail);
+        }
+        // Distinct names are fine, and so are equal values under distinct names.
+        let ok = r#"{"provider":"chargeapi","reference":"r","metadata":{"a":"1","A":"1","a ":"1"}}"#;
+        assert_eq!(CancelBody::parse(ok.as_bytes()).unwrap().metadata.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn details_are_the_gateways_own_words() {
+        for (body, detail) in [
+            ("{", "The body is not valid JSON (line 1, column 1)."),
+            ("[]", "The body must be a JSON object."),
+            (r#"{"provider":"chargeapi"}"#, "`reference` is required."),
+            (r#"{"provider":"chargeapi","reference":5}"#, "`reference` must be a string."),
+            (r#"{"provider":"chargeapi","reference":"r","metadata":{"a":1}}"#, "`metadata.a` must be a string."),
+            (
+                r#"{"provider":"chargeapi","reference":"r","metadata":[]}"#,
+                "`metadata` must be an object whose values are strings.",
+            ),
+        ] {
+            assert_eq!(CancelBody::parse(body.as_bytes()).unwrap_err().detail, detail, "{body}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_ignores_key_order_and_spacing() {
+        let fp = |body: &str| CancelBody::parse(body.as_bytes()).unwrap().fingerprint();
+        let a = fp(r#"{"provider":"chargeapi","reference":"r","metadata":{"y":"1","x":"s"}}"#);
+        let b = fp(r#"{ "metadata" : { "x":"s", "y":"1" }, "reference" : "r",  "provider":"chargeapi" }"#);
+        let c = fp(r#"{"provider":"chargeapi","reference":"r","metadata":{"y":"2","x":"s"}}"#);
+        let d = fp(r#"{"provider":"chargeapi","reference":"r","metadata":null}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(d, fp(r#"{"provider":"chargeapi","reference":"r"}"#), "a JSON null is part of the value");
+    }
+
+    /// The fingerprint as earlier releases computed it, from a parsed JSON value (sorted keys at
+    /// every level, no spacing): the new one must give the same bytes for every accepted body.
+    fn value_fingerprint(body: &[u8]) -> String {
+        use serde_json::Value;
+        fn canonical(value: &Value, out: &mut Sha256) {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<_> = map.keys().collect();
+                    keys.sort();
+                    out.update(b"{");
+                    for (i, k) in keys.into_iter().enumerate() {
+                        if i > 0 {
+                            out.update(b",");
+                        }
+                        out.update(Value::String(k.clone()).to_string().as_bytes());
+                        out.update(b":");
+                        canonical(&map[k], out);
+                    }
+                    out.update(b"}");
+                }
+                scalar => out.update(scalar.to_string().as_bytes()),
+            }
+        }
+        let value: Value = serde_json::from_slice(body).unwrap();
+        let mut hasher = Sha256::new();
+        canonical(&value, &mut hasher);
+        hex::encode(hasher.finalize())
     }
 
     /// Every field a request may name, and what the `param` of its errors may be.
@@ -309,7 +743,7 @@ mod tests {
             let known = ["provider", "reference", "account", "reason", "language", "metadata"];
             let body = serde_json::Value::Object(fields.clone().into_iter().collect()).to_string();
             match CancelBody::parse(body.as_bytes()) {
-                Ok((parsed, _)) => {
+                Ok(parsed) => {
                     prop_assert!(fields.keys().all(|k| known.contains(&k.as_str())));
                     prop_assert!(!parsed.provider.is_empty());
                 }
@@ -319,6 +753,79 @@ mod tests {
                     prop_assert!(documented_param(&param) || unknown_field, "{} -> {:?}", body, e);
                 }
             }
+        }
+
+        #[test]
+        fn no_detail_carries_serdes_words(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = CancelBody::parse(&bytes) {
+                for serde_words in ["invalid type", "expected", "unknown field", "missing field", "duplicate field", "at line"] {
+                    prop_assert!(!e.detail.contains(serde_words), "{:?}", e);
+                }
+            }
+        }
+
+        /// Any body the parser accepts, written with its members in any order and any spacing,
+        /// `null`s included: one pass, the same fingerprint as the value-based one, and a copy
+        /// of any one member (top level or in `metadata`) makes it a 400 naming that member.
+        #[test]
+        fn accepted_bodies_keep_their_fingerprint_and_refuse_any_repeated_member(
+            provider in field_string(), reference in field_string(),
+            optional in proptest::collection::vec(proptest::option::of(proptest::option::of(field_string())), 3),
+            metadata in proptest::option::of(proptest::option::of(
+                proptest::collection::btree_map("[a-z\\\\\"\x00-\x1f]{1,4}|.{1,6}", field_string(), 0..5))),
+            order in any::<proptest::sample::Index>(),
+            spacing in "[ \t\r\n]{0,2}",
+            duplicate in any::<proptest::sample::Index>(),
+        ) {
+            let json = |v: &str| serde_json::Value::from(v).to_string();
+            let mut members = vec![("provider".to_owned(), json(&provider)), ("reference".to_owned(), json(&reference))];
+            for (name, value) in ["account", "reason", "language"].into_iter().zip(&optional) {
+                match value {
+                    None => {}
+                    Some(None) => members.push((name.to_owned(), "null".to_owned())),
+                    Some(Some(v)) => members.push((name.to_owned(), json(v))),
+                }
+            }
+            let entries: Vec<(String, String)> =
+                metadata.clone().flatten().unwrap_or_default().iter().map(|(k, v)| (json(k), json(v))).collect();
+            let object = |entries: &[(String, String)]| {
+                let inner: Vec<String> = entries.iter().map(|(k, v)| format!("{k}{spacing}:{spacing}{v}")).collect();
+                format!("{{{spacing}{}{spacing}}}", inner.join(&format!(",{spacing}")))
+            };
+            match &metadata {
+                None => {}
+                Some(None) => members.push(("metadata".to_owned(), "null".to_owned())),
+                Some(Some(_)) => members.push(("metadata".to_owned(), object(&entries))),
+            }
+            let rotate = order.index(members.len());
+            members.rotate_left(rotate);
+            let top: Vec<(String, String)> = members.iter().map(|(k, v)| (json(k), v.clone())).collect();
+            let body = object(&top);
+            let parsed = CancelBody::read(body.as_bytes());
+            prop_assert!(parsed.is_ok(), "{} -> {:?}", body, parsed);
+            if let Ok(parsed) = parsed {
+                prop_assert_eq!(parsed.fingerprint(), value_fingerprint(body.as_bytes()), "{}", body);
+            }
+
+            // Repeat one member: a top-level one, or an entry of `metadata` when there is one.
+            let pick = duplicate.index(top.len() + entries.len());
+            let (repeated_body, param) = if pick < top.len() {
+                let mut twice = top.clone();
+                twice.push(top[pick].clone());
+                (object(&twice), members[pick].0.clone())
+            } else {
+                let mut twice = entries.clone();
+                let (k, v) = &entries[pick - top.len()];
+                twice.insert(0, (k.clone(), v.clone()));
+                let with: Vec<(String, String)> = top.iter().map(|(name, value)| {
+                    if name == "\"metadata\"" { (name.clone(), object(&twice)) } else { (name.clone(), value.clone()) }
+                }).collect();
+                let key: String = serde_json::from_str(k).unwrap();
+                (object(&with), format!("metadata.{key}"))
+            };
+            let error = CancelBody::read(repeated_body.as_bytes()).unwrap_err();
+            prop_assert_eq!(error.param.as_deref(), Some(param.as_str()), "{}", repeated_body);
+            prop_assert!(CancelBody::parse(repeated_body.as_bytes()).is_err());
         }
 
         #[test]
@@ -337,7 +844,7 @@ mod tests {
                 body["metadata"] = serde_json::json!(m);
             }
             match CancelBody::parse(body.to_string().as_bytes()) {
-                Ok((parsed, _)) => {
+                Ok(parsed) => {
                     let chars = |s: &str| s.chars().count();
                     prop_assert!(chars(&parsed.provider) <= MAX_PROVIDER_CHARS);
                     prop_assert!(parsed.account.as_deref().is_none_or(|a| (1..=MAX_ACCOUNT_CHARS).contains(&chars(a))));

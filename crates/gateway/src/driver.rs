@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse};
+use cancelgate_core::{AttemptContext, CancelRequest, ErrorCode, HttpResponse, TransportErrorKind};
 use cancelgate_ledger::{
-    AttemptNo, AttemptResult as AttemptRecord, Backend, Final, FinalStatus, Ledger, LedgerError, Record,
+    AttemptNo, AttemptResult as AttemptRecord, AttemptRow, Backend, Begin, Final, FinalStatus, Ledger, LedgerError,
+    NewCancellation, Record,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -20,7 +21,7 @@ use crate::error::{ApiError, UpstreamInfo};
 use crate::registry::Registry;
 use crate::request_id::{self, RequestId};
 use crate::resilience::{Admission, Health};
-use crate::verdict::{AttemptResult, Unsettled, Verdict, exhausted};
+use crate::verdict::{AttemptResult, Unsettled, Verdict, exhausted, no_answer_code};
 
 /// Who this process is, as a lease holder.
 pub fn new_owner_id() -> Arc<str> {
@@ -34,6 +35,15 @@ pub enum Early {
     Final(Box<Record>),
     /// Another attempt will follow later: answer 202 now, the driver goes on in the background.
     Background,
+}
+
+/// What the request that began a record hears from [`Driver::begin_and_drive`].
+#[derive(Debug)]
+pub struct Started {
+    /// What the ledger decided for the new request (or why it could not), once it did.
+    pub begun: oneshot::Receiver<Result<Begin, LedgerError>>,
+    /// For a fresh record: the driver's early word. Dropped unsent when the ledger fails.
+    pub early: oneshot::Receiver<Early>,
 }
 
 /// One record to drive.
@@ -64,18 +74,17 @@ impl Driver {
         let entry = job.prepared.entry.clone();
         let policy = &entry.settings.retry;
         let lease = self.ledger.lease();
-        // Resumed after a crash between recording an attempt's answer and ending the record: that
-        // answer settles it. Sending again would repeat a confirmed cancel (SPEC §6), and the
-        // provider's "already cancelled" would then read as a refusal.
-        if job.started.is_none()
-            && job.attempts > 0
-            && let Some(verdict) = self.recorded_verdict(&job).await?
-        {
-            let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
-            if let Some(tx) = early.take() {
-                let _ = tx.send(Early::Final(Box::new(record.clone())));
+        // Resumed (after a crash, a stop, or a lease taken over) with attempts already sent, by
+        // this process or another: what the ledger holds may settle it without sending again.
+        if job.started.is_none() && job.attempts > 0 {
+            let attempts = self.ledger.attempts(&job.record_id).await?;
+            if let Some(verdict) = recorded_verdict(&job, &attempts).or_else(|| out_of_attempts(&job, &attempts)) {
+                let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
+                if let Some(tx) = early.take() {
+                    let _ = tx.send(Early::Final(Box::new(record.clone())));
+                }
+                return Ok(record);
             }
-            return Ok(record);
         }
         loop {
             let (admission, n) = match (job.admission.take(), job.started.take()) {
@@ -129,8 +138,7 @@ impl Driver {
                 Verdict::Unsettled(unsettled) => {
                     job.ambiguous |= unsettled.ambiguous;
                     let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
-                    // The budget is asked last: it is spent only by a retry that would happen.
-                    if job.attempts >= policy.max_attempts || repeat_unsafe || !entry.guard.withdraw_retry() {
+                    if job.attempts >= policy.max_attempts || repeat_unsafe {
                         exhausted(unsettled, job.ambiguous)
                     } else {
                         self.ledger.finish_attempt(&job.record_id, n, answer).await?;
@@ -138,6 +146,9 @@ impl Driver {
                             let _ = tx.send(Early::Background);
                         }
                         self.pause(&job, &unsettled).await;
+                        // The budget is asked when the retry is due, and only then: it is spent only
+                        // by a retry that happens. A refusal defers the retry, it never ends the record.
+                        self.await_retry_budget(&job).await?;
                         continue;
                     }
                 }
@@ -153,31 +164,6 @@ impl Driver {
         }
     }
 
-    /// The verdict of the record's last attempt when its answer was recorded and was final
-    /// (re-classified from the stored status and body, in the context of the attempts before it).
-    async fn recorded_verdict(&self, job: &Job) -> Result<Option<Verdict>, LedgerError> {
-        let attempts = self.ledger.attempts(&job.record_id).await?;
-        let Some(last) = attempts.last().filter(|a| SETTLING_OUTCOMES.contains(&a.outcome.as_str())) else {
-            return Ok(None);
-        };
-        let Some(status) = last.http_status.and_then(|s| http::StatusCode::from_u16(s).ok()) else {
-            return Ok(None);
-        };
-        let body = match &last.body {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(text)) => text.clone(),
-            Some(json) => json.to_string(),
-        };
-        let response = HttpResponse::new(status, body);
-        // `ambiguous` is recomputed from every attempt; the last one, settled, adds nothing to it.
-        let context = AttemptContext { after_ambiguous: job.ambiguous };
-        let outcome = job.prepared.entry.adapter.classify_cancel(&response, context);
-        Ok(match Verdict::of(AttemptResult::Answered { outcome, response }) {
-            Verdict::Unsettled(_) => None,
-            settled => Some(settled),
-        })
-    }
-
     async fn pause(&self, job: &Job, unsettled: &Unsettled) {
         let policy = &job.prepared.entry.settings.retry;
         let wait = backoff(policy.backoff_base_ms, policy.backoff_max_ms, job.attempts, unsettled.retry_after);
@@ -186,20 +172,115 @@ impl Driver {
         tokio::time::sleep(wait).await;
     }
 
+    /// Waits until the retry budget allows the retry (SPEC §12: deferred, not dropped).
+    ///
+    /// The wait is here, in the task that drives the record, rather than a release of the record
+    /// to the background loop with a next-attempt time: that loop resumes records without asking
+    /// the budget (a resumed record after a crash must not wait on a fresh process's budget), so a
+    /// released retry would either skip the budget or be claimed and released again on every poll,
+    /// a ledger write per deferred record and second during an outage, when the ledger has the
+    /// least to spare. Waiting costs a sleeping task and a timer: no bulkhead permit, no
+    /// connection. The lease is renewed meanwhile, so no other replica takes the record over;
+    /// should this process die, the record is resumed like any other.
+    async fn await_retry_budget(&self, job: &Job) -> Result<(), LedgerError> {
+        let guard = &job.prepared.entry.guard;
+        if guard.withdraw_retry() {
+            return Ok(());
+        }
+        tracing::info!(cancellation_id = %job.record_id, attempts = job.attempts,
+            "the retry budget is spent; the retry waits for it (the cancellation stays processing)");
+        let lease = self.ledger.lease();
+        let renew = || async {
+            let until = OffsetDateTime::now_utc() + lease;
+            match self.ledger.renew_lease(&job.record_id, &self.owner, until).await? {
+                true => Ok(Instant::now()),
+                false => Err(LedgerError::LeaseLost { id: job.record_id.clone() }),
+            }
+        };
+        // At once: the attempt and the backoff behind us used most of the lease taken before them.
+        let mut renewed = renew().await?;
+        let mut wait = BUDGET_RECHECK_FIRST;
+        loop {
+            // Jittered, so deferred retries do not all ask at the same instant.
+            tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+            if guard.withdraw_retry() {
+                return Ok(());
+            }
+            wait = (wait * 2).min(BUDGET_RECHECK_MAX);
+            if renewed.elapsed() >= lease / 3 {
+                renewed = renew().await?;
+            }
+        }
+    }
+
     /// Spawn `run` on its own task, in the request id's scope, logging how it ends.
     pub fn spawn(&self, job: Job, request_id: RequestId, early: Option<oneshot::Sender<Early>>) {
         let driver = self.clone();
+        tokio::spawn(request_id::scope(request_id, async move { driver.run_logged(job, early).await }));
+    }
+
+    /// Records a new request with its first attempt (`begin_with_attempt`) and, when the record
+    /// is fresh, drives it, all on a task of its own: the request waits on the channels of
+    /// [`Started`] and can stop at its deadline whatever the ledger does (SPEC §12), instead of
+    /// awaiting a ledger call that may hang.
+    ///
+    /// `admission` is the leave the request took for the first attempt; `deposit`ed into the
+    /// retry budget only when the record is fresh (a replay calls nobody).
+    ///
+    /// A begin that completes after the request stopped waiting (it answered `503
+    /// ledger_unavailable`, or the caller hung up) is driven all the same: the record exists
+    /// durably, `processing`, under the caller's idempotency key, so it must reach an end (a
+    /// retry with the key then replays it); failing it instead would store a `503` under the key
+    /// for good.
+    pub fn begin_and_drive(
+        &self,
+        new: NewCancellation,
+        prepared: Prepared,
+        admission: Admission,
+        request_id: RequestId,
+    ) -> Started {
+        let (begun_tx, begun) = oneshot::channel();
+        let (early_tx, early) = oneshot::channel();
+        let driver = self.clone();
         tokio::spawn(request_id::scope(request_id, async move {
-            let id = job.record_id.clone();
-            match driver.run(job, early).await {
-                Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
-                Err(LedgerError::LeaseLost { .. }) => {
-                    tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
+            let fresh = match driver.ledger.begin_with_attempt(new).await {
+                Ok(Begin::Fresh(record)) => record,
+                // Nothing to drive; the admission is dropped unused (nothing was sent).
+                other => {
+                    let _ = begun_tx.send(other);
+                    return;
                 }
-                Err(e) => tracing::error!(cancellation_id = %id, error = %e,
-                    "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
+            };
+            prepared.entry.guard.deposit();
+            let job = Job {
+                prepared,
+                record_id: fresh.id.clone(),
+                attempts: fresh.attempts,
+                // The attempt just started is the first: nothing before it may have reached the provider.
+                ambiguous: false,
+                admission: Some(admission),
+                started: Some(fresh.attempts),
+            };
+            let waiting = begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok();
+            if !waiting {
+                tracing::warn!(cancellation_id = %job.record_id,
+                    "recorded after the request stopped waiting for the ledger; driving it all the same");
             }
+            driver.run_logged(job, waiting.then_some(early_tx)).await;
         }));
+        Started { begun, early }
+    }
+
+    async fn run_logged(&self, job: Job, early: Option<oneshot::Sender<Early>>) {
+        let id = job.record_id.clone();
+        match self.run(job, early).await {
+            Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
+            Err(LedgerError::LeaseLost { .. }) => {
+                tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
+            }
+            Err(e) => tracing::error!(cancellation_id = %id, error = %e,
+                "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
+        }
     }
 
     /// Resume records left `processing`: at start on SQLite (one process owns the file, so every
@@ -264,13 +345,17 @@ impl Driver {
 
     /// A record whose provider or account is gone from the configuration cannot be driven.
     async fn abandon(&self, record: &Record, error: ApiError) {
-        let (status, error) =
-            if record.ambiguous { (FinalStatus::NeedsReview, None) } else { (FinalStatus::Failed, Some(error)) };
-        let http_status = error.as_ref().map_or(202, |e| e.code.http_status());
+        // After an ambiguous attempt the provider may have cancelled: review, with why it cannot
+        // be driven as its evidence. Otherwise nothing happened upstream: failed.
+        let (status, http_status) = if record.ambiguous {
+            (FinalStatus::NeedsReview, 202)
+        } else {
+            (FinalStatus::Failed, error.code.http_status())
+        };
         let fin = Final {
             status,
             cancelled_at: None,
-            error: error.map(|e| located(e, record).to_json()),
+            error: Some(located(error, record).to_json()),
             upstream: None,
             http_status,
             now: OffsetDateTime::now_utc(),
@@ -280,6 +365,11 @@ impl Driver {
         }
     }
 }
+
+/// How soon a retry the budget refused asks again, and the longest it waits between two asks:
+/// the budget's window moves on by the second, so asking more often finds nothing new.
+const BUDGET_RECHECK_FIRST: Duration = Duration::from_millis(100);
+const BUDGET_RECHECK_MAX: Duration = Duration::from_secs(1);
 
 /// Idempotency keys are kept at least this long (SPEC §2).
 pub const KEY_RETENTION: time::Duration = time::Duration::hours(24);
@@ -324,6 +414,97 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
         AttemptResult::Answered { response, .. } if response.status.is_server_error() => (Health::Failure, None),
         AttemptResult::Answered { outcome: Outcome::Fault(_), .. } => (Health::Neutral, None),
         AttemptResult::Answered { .. } => (Health::Success, None),
+    }
+}
+
+/// The verdict of the record's last attempt when its answer was recorded and was final
+/// (re-classified from the stored status and body, in the context of the attempts before it).
+/// Resumed after a crash between recording that answer and ending the record, the answer settles
+/// it: sending again would repeat a confirmed cancel (SPEC §6), and the provider's "already
+/// cancelled" would then read as a refusal.
+fn recorded_verdict(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
+    let last = attempts.last().filter(|a| SETTLING_OUTCOMES.contains(&a.outcome.as_str()))?;
+    let status = last.http_status.and_then(|s| http::StatusCode::from_u16(s).ok())?;
+    let body = match &last.body {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(json) => json.to_string(),
+    };
+    let response = HttpResponse::new(status, body);
+    // `ambiguous` is recomputed from every attempt; the last one, settled, adds nothing to it.
+    let context = AttemptContext { after_ambiguous: job.ambiguous };
+    let outcome = job.prepared.entry.adapter.classify_cancel(&response, context);
+    match Verdict::of(AttemptResult::Answered { outcome, response }) {
+        Verdict::Unsettled(_) => None,
+        settled => Some(settled),
+    }
+}
+
+/// A resumed record whose attempts ran out (SPEC §12: `retry.max_attempts` bounds a record's
+/// attempts across restarts, whoever sent them), or whose repetition is unsafe after an ambiguous
+/// attempt: settled by the same policy as in [`Driver::run`], from the last recorded attempt,
+/// without sending.
+fn out_of_attempts(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
+    let entry = &job.prepared.entry;
+    let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
+    if job.attempts < entry.settings.retry.max_attempts && !repeat_unsafe {
+        return None;
+    }
+    Some(exhausted(recorded_unsettled(attempts.last()), job.ambiguous))
+}
+
+/// What a recorded, unsettled attempt says, as the evidence of the verdict it leads to.
+fn recorded_unsettled(last: Option<&AttemptRow>) -> Unsettled {
+    let Some(last) = last else {
+        return Unsettled {
+            ambiguous: true,
+            code: ErrorCode::UpstreamError,
+            detail: "no attempt of this cancellation is recorded".to_owned(),
+            upstream: None,
+            retry_after: None,
+        };
+    };
+    if last.is_unfinished() {
+        // Sent, and the process that sent it stopped before an answer: nothing came in time.
+        return Unsettled {
+            ambiguous: true,
+            code: ErrorCode::UpstreamTimeout,
+            detail: format!("attempt {} was sent and no answer was recorded before the gateway stopped", last.n),
+            upstream: None,
+            retry_after: None,
+        };
+    }
+    let ambiguous = last.outcome == cancelgate_ledger::AMBIGUOUS;
+    match last.http_status {
+        Some(status) => Unsettled {
+            ambiguous,
+            code: ErrorCode::UpstreamError,
+            detail: format!("attempt {} was answered HTTP {status}", last.n),
+            upstream: Some(UpstreamInfo {
+                status,
+                code: None,
+                message: None,
+                body: last.body.clone().unwrap_or(Value::Null),
+            }),
+            retry_after: None,
+        },
+        None => {
+            let error = last.error.as_deref().unwrap_or("no answer");
+            // The stored text is the `TransportError`'s display, "upstream <kind>: <detail>".
+            let timeout = format!("upstream {}:", TransportErrorKind::Timeout.as_str());
+            let code = if error.starts_with(&timeout) {
+                no_answer_code(TransportErrorKind::Timeout)
+            } else {
+                ErrorCode::UpstreamError
+            };
+            Unsettled {
+                ambiguous,
+                code,
+                detail: format!("attempt {}: {error}", last.n),
+                upstream: None,
+                retry_after: None,
+            }
+        }
     }
 }
 
@@ -396,13 +577,15 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
             http_status: 200,
             now,
         },
-        Verdict::NeedsReview { detail, upstream } => {
-            tracing::warn!(cancellation_id = %job.record_id, %detail, "cancellation needs review");
+        Verdict::NeedsReview(error) => {
+            tracing::warn!(cancellation_id = %job.record_id, code = %error.code, detail = %error.detail,
+                "cancellation needs review");
+            let error = locate(error);
             Final {
                 status: FinalStatus::NeedsReview,
                 cancelled_at: None,
-                error: None,
-                upstream: snapshot(&upstream),
+                upstream: snapshot(&error.upstream),
+                error: Some(error.to_json()),
                 http_status: 202,
                 now,
             }

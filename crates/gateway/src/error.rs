@@ -168,6 +168,10 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self.code);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.code == ErrorCode::Unauthorized {
+            // RFC 9110 §15.5.2: a 401 names the scheme (and realm) that would be accepted.
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="cancelgate""#));
+        }
         if let Some(after) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         } else if matches!(self.code.http_status(), 429 | 503) {

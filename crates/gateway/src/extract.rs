@@ -1,5 +1,6 @@
 //! Extractors that reject with [`ApiError`], so every rejection has the problem shape.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -10,31 +11,44 @@ use crate::clients::Client;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The caller, authenticated by `Authorization: Bearer <client key>`.
+const HEADER: &str = "Idempotency-Key";
+
+/// The caller of a `/v1` route: authenticated, and allowed the route's scope, by
+/// [`crate::routes::authorize`] before the handler runs.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Client>);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthorized =
-            || ApiError::new(ErrorCode::Unauthorized, "Send `Authorization: Bearer <client key>` with a valid key.");
-        let header = parts.headers.get(http::header::AUTHORIZATION).ok_or_else(unauthorized)?;
-        let value = header.to_str().map_err(|_| unauthorized())?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(unauthorized)?;
-        let client = state.clients.authenticate(key).ok_or_else(unauthorized)?;
-        crate::telemetry::record("client", &client.name);
-        Ok(Caller(client))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Only `authorize` puts a caller here: a route outside its router has no caller (fail closed).
+        parts.extensions.get::<Caller>().cloned().ok_or_else(unauthorized)
     }
 }
 
-/// `Idempotency-Key`: 1–255 printable ASCII characters.
+pub fn unauthorized() -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, "Send `Authorization: Bearer <client key>` with a valid key.")
+}
+
+/// The client whose key `Authorization: Bearer <key>` carries. The scheme is case-insensitive
+/// (RFC 9110 §11.1): `Bearer`, `bearer` and `BEARER` are one scheme.
+pub fn authenticate(headers: &http::HeaderMap, state: &AppState) -> Result<Arc<Client>, ApiError> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(unauthorized)?;
+    let key = bearer_key(value.to_str().map_err(|_| unauthorized())?).ok_or_else(unauthorized)?;
+    let client = state.clients.authenticate(key).ok_or_else(unauthorized)?;
+    crate::telemetry::record("client", &client.name);
+    Ok(client)
+}
+
+fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
+/// `Idempotency-Key`: 1–255 printable ASCII characters, sent as they are (`abc`) or as the IETF
+/// draft's structured-field string (`"abc"`, RFC 8941 §3.3.3), which is the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
@@ -42,14 +56,18 @@ impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
     pub fn parse(raw: &[u8]) -> Result<Self, ApiError> {
-        let ok = (1..=Self::MAX_LEN).contains(&raw.len()) && raw.iter().all(|b| (0x20..=0x7e).contains(b));
+        let key = match raw.first() {
+            Some(b'"') => Cow::Owned(sf_string(raw)?),
+            _ => Cow::Borrowed(raw),
+        };
+        let ok = (1..=Self::MAX_LEN).contains(&key.len()) && key.iter().all(|b| (0x20..=0x7e).contains(b));
         if !ok {
             return Err(ApiError::invalid(
-                "Idempotency-Key",
+                HEADER,
                 format!("An idempotency key has 1 to {} printable ASCII characters.", Self::MAX_LEN),
             ));
         }
-        Ok(Self(String::from_utf8_lossy(raw).into_owned()))
+        Ok(Self(String::from_utf8_lossy(&key).into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -57,13 +75,45 @@ impl IdempotencyKey {
     }
 }
 
+/// The content of a structured-field string: `"`, printable ASCII where `"` and `\` appear only
+/// escaped (`\"`, `\\`), `"`, and nothing after it.
+fn sf_string(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let invalid = || {
+        ApiError::invalid(
+            HEADER,
+            "A quoted idempotency key is a structured-field string: printable ASCII between double quotes, \
+             where a quote or a backslash inside is escaped by a backslash (`\\\"`, `\\\\`).",
+        )
+    };
+    let mut key = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter().skip(1);
+    loop {
+        match bytes.next().ok_or_else(invalid)? {
+            b'"' => break,
+            b'\\' => match bytes.next() {
+                Some(&b @ (b'"' | b'\\')) => key.push(b),
+                _ => return Err(invalid()),
+            },
+            &b @ 0x20..=0x7e => key.push(b),
+            _ => return Err(invalid()),
+        }
+    }
+    if bytes.next().is_some() {
+        return Err(invalid());
+    }
+    Ok(key)
+}
+
 impl<S: Send + Sync> OptionalFromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        match parts.headers.get("idempotency-key") {
-            None => Ok(None),
-            Some(v) => Self::parse(v.as_bytes()).map(Some),
+        let mut values = parts.headers.get_all(HEADER).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => Self::parse(v.as_bytes()).map(Some),
+            // Keeping the first would cancel under a key the caller may not have meant.
+            (Some(_), Some(_)) => Err(ApiError::invalid(HEADER, "Send one `Idempotency-Key` header, not several.")),
         }
     }
 }
@@ -83,9 +133,60 @@ mod tests {
 
     use proptest::prelude::*;
 
+    #[test]
+    fn a_structured_field_string_is_the_same_key() {
+        let key = |raw: &[u8]| IdempotencyKey::parse(raw).map(|k| k.as_str().to_owned());
+        assert_eq!(key(br#""abc""#).unwrap(), "abc");
+        assert_eq!(key(br#""a\"b\\c""#).unwrap(), r#"a"b\c"#);
+        assert_eq!(key(br#""a b""#).unwrap(), "a b");
+        assert_eq!(key(b"ab\"c").unwrap(), "ab\"c", "a quote inside an unquoted key is a character");
+        assert_eq!(key(format!("\"{}\"", "k".repeat(255)).as_bytes()).unwrap().len(), 255);
+        for bad in [
+            &br#"""#[..],
+            br#""""#,
+            br#""abc"#,
+            br#""abc"x"#,
+            br#""abc" "#,
+            br#""a"b""#,
+            br#""a\b""#,
+            br#""abc\""#,
+            b"\"a\tb\"",
+            b"\"caf\xc3\xa9\"",
+        ] {
+            let error = IdempotencyKey::parse(bad).unwrap_err();
+            assert_eq!(error.param.as_deref(), Some("Idempotency-Key"), "{bad:?}");
+        }
+        assert!(IdempotencyKey::parse(format!("\"{}\"", "k".repeat(256)).as_bytes()).is_err());
+        assert!(IdempotencyKey::parse(br#""a"b""#).unwrap_err().detail.contains("structured-field string"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for ok in ["Bearer k", "bearer k", "BEARER k", "bEaReR k", "Bearer  k ", "Bearer \tk"] {
+            assert_eq!(bearer_key(ok), Some("k"), "{ok:?}");
+        }
+        for bad in ["Bearer", "Bearer ", "bearer  ", "Basic k", "Bearerk", "Bearer\tk", " Bearer k", "Token k"] {
+            assert_eq!(bearer_key(bad), None, "{bad:?}");
+        }
+    }
+
     proptest! {
+        /// A quoted key and the same key unquoted are one key, whatever characters it holds.
         #[test]
-        fn idempotency_key_is_printable_ascii_or_refused(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn a_key_and_its_structured_field_string_are_the_same_key(key in "[ -~]{1,255}") {
+            let quoted = format!("\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""));
+            let parsed = IdempotencyKey::parse(quoted.as_bytes()).unwrap();
+            prop_assert_eq!(parsed.as_str(), key.as_str());
+            if !key.starts_with('"') {
+                prop_assert_eq!(IdempotencyKey::parse(key.as_bytes()).unwrap(), parsed);
+            }
+        }
+
+        /// An unquoted key is taken as it is: 1–255 printable ASCII characters, or refused.
+        #[test]
+        fn idempotency_key_is_printable_ascii_or_refused(
+            raw in proptest::collection::vec(any::<u8>(), 0..300).prop_filter("unquoted", |r| r.first() != Some(&b'"'))
+        ) {
             let expected = (1..=IdempotencyKey::MAX_LEN).contains(&raw.len()) && raw.iter().all(|b| (0x20..=0x7e).contains(b));
             match IdempotencyKey::parse(&raw) {
                 Ok(key) => {

@@ -216,11 +216,12 @@ const ERRORS: &[(&str, &str, &[ErrorCode])] = {
                 UpstreamError,
                 ProviderMisconfigured,
                 ProviderUnavailable,
+                LedgerUnavailable,
                 UpstreamTimeout,
             ],
         ),
-        ("/v1/cancellations", "get", &[InvalidRequest, Unauthorized, RateLimited, Internal, ProviderUnavailable]),
-        ("/v1/cancellations/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, ProviderUnavailable]),
+        ("/v1/cancellations", "get", &[InvalidRequest, Unauthorized, RateLimited, Internal, LedgerUnavailable]),
+        ("/v1/cancellations/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, LedgerUnavailable]),
         ("/v1/providers", "get", &[Unauthorized, Internal]),
         ("/errors/{code}", "get", &[NotFound]),
     ]
@@ -411,13 +412,15 @@ pub struct HealthSchema {
     pub status: String,
 }
 
-/// `GET /readyz`: `ready`, or `not_ready` with the failing checks.
+/// `GET /readyz`: `ready`, or `not_ready` with the failing checks and the cause.
 #[derive(Debug, ToSchema)]
 #[schema(as = Readiness)]
 pub struct ReadinessSchema {
     #[schema(example = "ready")]
     pub status: String,
     pub checks: ReadinessChecksSchema,
+    /// When not ready: what failed, in words (e.g. the database error). Never a secret.
+    pub cause: Option<String>,
 }
 
 #[derive(Debug, ToSchema)]
@@ -425,12 +428,20 @@ pub struct ReadinessSchema {
 pub struct ReadinessChecksSchema {
     #[schema(example = "ok")]
     pub config: String,
-    /// `ok` or `unreachable`.
+    /// `ok`, or why the ledger cannot take a write: `unreachable`, `disk_full`, `io_error`,
+    /// `busy`, `write_failing`; `not_checked` while shutting down.
     #[schema(example = "ok")]
     pub ledger: String,
-    /// `ok` or `pending`.
+    /// `ok`, `pending`, `unknown` (the ledger failed first) or `not_checked`.
     #[schema(example = "ok")]
     pub migrations: String,
+    /// `draining` once the shutdown signal arrived; absent otherwise.
+    pub shutdown: Option<String>,
+    /// Where provider quotas are decided (SPEC §11): `local`, `shared`, `local_fallback` (the
+    /// shared store failed; each process limits itself, still ready) or `store_unavailable`
+    /// (a provider with `on_store_error = "deny"` refuses calls). Absent while shutting down.
+    #[schema(example = "local")]
+    pub rate_limits: Option<String>,
 }
 
 /// `GET /errors/{code}` as JSON.
@@ -529,7 +540,7 @@ impl Modify for BearerAuth {
     request_body(content = CancelBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
-         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII)."),
+         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII). A replay's `X-Request-Id` header is this request's; its body keeps the original `request_id`."),
         ("X-Request-Id" = Option<String>, Header,
          description = "Echoed, sent upstream and logged when 1–128 of `A–Z a–z 0–9 - _ . : / + =`; any other value is replaced by a generated id."),
         ("traceparent" = Option<String>, Header,

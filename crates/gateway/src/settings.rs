@@ -87,7 +87,11 @@ pub struct Limits {
     pub max_body_bytes: usize,
     #[serde(default = "defaults::respond_within_ms")]
     pub respond_within_ms: u64,
-    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    /// After SIGTERM/SIGINT, how long the gateway keeps accepting and serving while `/readyz`
+    /// answers 503, so a load balancer notices before connections are refused (SPEC §12).
+    #[serde(default = "defaults::drain_ms")]
+    pub drain_ms: u64,
+    /// After the drain, how long requests in flight may finish.
     #[serde(default = "defaults::shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
     /// The request line and headers must arrive within this time (see `conn_limits`).
@@ -109,6 +113,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: defaults::max_body_bytes(),
             respond_within_ms: defaults::respond_within_ms(),
+            drain_ms: defaults::drain_ms(),
             shutdown_grace_ms: defaults::shutdown_grace_ms(),
             header_read_timeout_ms: defaults::header_read_timeout_ms(),
             body_read_timeout_ms: defaults::body_read_timeout_ms(),
@@ -136,8 +141,19 @@ pub struct ClientSettings {
     /// environment (`CANCELGATE__CLIENTS__{NAME}__PROVIDERS`), a comma-separated list.
     #[serde(default, deserialize_with = "list_or_commas")]
     pub providers: Vec<String>,
+    /// What the client may do (SPEC §7): `cancel`, `read`, `operate`; `["cancel", "read"]`
+    /// when absent. From the environment, a comma-separated list.
+    #[serde(default, deserialize_with = "optional_list_or_commas")]
+    pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+}
+
+impl ClientSettings {
+    /// The client's scopes: the named ones, or the default set when the key is absent.
+    pub fn scopes(&self) -> Result<crate::clients::Scopes, crate::clients::UnknownScope> {
+        self.scopes.as_deref().map_or(Ok(crate::clients::Scopes::DEFAULT), crate::clients::Scopes::from_names)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -319,6 +335,9 @@ mod defaults {
     pub fn respond_within_ms() -> u64 {
         10_000
     }
+    pub fn drain_ms() -> u64 {
+        5_000
+    }
     pub fn shutdown_grace_ms() -> u64 {
         10_000
     }
@@ -396,6 +415,10 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<V
         ListOrCommas::List(items) => items,
         ListOrCommas::Commas(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
     })
+}
+
+fn optional_list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    list_or_commas(deserializer).map(Some)
 }
 
 /// Configuration could not be loaded; the message names the file and key.
@@ -504,6 +527,9 @@ impl Settings {
                     format!("clients.{name}.key_sha256"),
                     "must be 64 hex digits (the SHA-256 of the client key)",
                 ));
+            }
+            if let Err(e) = client.scopes() {
+                return Err(SettingsError::invalid(format!("clients.{name}.scopes"), e.to_string()));
             }
             if client.rate_limit.per_second == 0 {
                 return Err(SettingsError::invalid(
@@ -644,6 +670,8 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "ledger.lease_ms = {}", s.ledger.lease_ms)?;
         writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
         writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
+        writeln!(f, "limits.drain_ms = {}", s.limits.drain_ms)?;
+        writeln!(f, "limits.shutdown_grace_ms = {}", s.limits.shutdown_grace_ms)?;
         writeln!(f, "limits.header_read_timeout_ms = {}", s.limits.header_read_timeout_ms)?;
         writeln!(f, "limits.body_read_timeout_ms = {}", s.limits.body_read_timeout_ms)?;
         writeln!(f, "limits.max_header_bytes = {}", s.limits.max_header_bytes)?;
@@ -656,6 +684,9 @@ impl fmt::Display for Redacted<'_> {
         for (name, c) in &s.clients {
             writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
             writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;
+            if let Ok(scopes) = c.scopes() {
+                writeln!(f, "clients.{name}.scopes = {scopes:?}")?;
+            }
             writeln!(f, "clients.{name}.rate_limit.per_second = {}", c.rate_limit.per_second)?;
         }
         for (id, p) in &s.providers {
@@ -791,11 +822,55 @@ mod tests {
     }
 
     #[test]
+    fn client_scopes_default_come_from_a_list_or_env_and_unknown_ones_name_the_key() {
+        use crate::clients::{Scope, Scopes};
+        let hash = "0".repeat(64);
+        let dir = dir_with(
+            &format!(
+                "{GATEWAY}[clients.a]\nkey_sha256 = \"{hash}\"\n[clients.r]\nkey_sha256 = \"{hash}\"\nscopes = [\"read\"]\n"
+            ),
+            CHARGEAPI,
+        );
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("CANCELGATE__CLIENTS__B__KEY_SHA256", &hash),
+                ("CANCELGATE__CLIENTS__B__SCOPES", "cancel, operate"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.clients["a"].scopes().unwrap(), Scopes::DEFAULT, "absent: cancel and read");
+        assert_eq!(s.clients["r"].scopes().unwrap(), Scopes::from_names(&["read"]).unwrap());
+        let b = s.clients["b"].scopes().unwrap();
+        assert!(b.contains(Scope::Cancel) && b.contains(Scope::Operate) && !b.contains(Scope::Read));
+        assert!(Redacted(&s).to_string().contains("clients.r.scopes = [\"read\"]"));
+
+        let e = Settings::load_with_env(dir.path(), env(&[("CANCELGATE__CLIENTS__R__SCOPES", "read,admin")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clients.r.scopes") && e.contains("admin"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_demo_client_has_every_scope() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let s = Settings::load_with_env(&dir, env(&[])).unwrap();
+        let demo = s.clients["demo"].scopes().unwrap();
+        assert!(crate::clients::Scope::ALL.into_iter().all(|scope| demo.contains(scope)), "{demo:?}");
+    }
+
+    #[test]
     fn connection_limits_have_defaults_and_are_checked() {
         let dir = dir_with(GATEWAY, CHARGEAPI);
         let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
         assert_eq!((s.limits.header_read_timeout_ms, s.limits.body_read_timeout_ms), (10_000, 10_000));
         assert_eq!((s.limits.max_header_bytes, s.limits.max_headers), (16 * 1024, 64));
+        assert_eq!(s.limits.drain_ms, 5_000, "SPEC §12");
+        let shown = Redacted(&s).to_string();
+        assert!(
+            shown.contains("limits.drain_ms = 5000") && shown.contains("limits.shutdown_grace_ms = 10000"),
+            "{shown}"
+        );
         let e = Settings::load_with_env(dir.path(), env(&[("CANCELGATE__LIMITS__BODY_READ_TIMEOUT_MS", "0")]))
             .unwrap_err()
             .to_string();

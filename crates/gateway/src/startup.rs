@@ -70,6 +70,8 @@ impl Application {
             clients: Arc::new(clients),
             client_limits,
             driver,
+            draining: crate::conn_limits::Draining::default(),
+            migrated: Arc::default(),
         };
         Ok(Self { listener, addr, state, sqlite_owner })
     }
@@ -93,11 +95,16 @@ impl Application {
         self.state.driver.spawn_background(self.state.registry.clone(), std::time::Duration::from_secs(1));
         crate::telemetry::spawn_upkeep();
         let limits = crate::conn_limits::ConnLimits::from_settings(&self.state.settings.limits);
+        let drain = crate::conn_limits::Drain {
+            draining: self.state.draining.clone(),
+            period: std::time::Duration::from_millis(self.state.settings.limits.drain_ms),
+        };
         let app = routes::router(self.state);
-        // hyper with a timer (header read timeout, head size limits); on the signal it stops
-        // accepting and lets requests in flight finish, but never past `limits.shutdown_grace_ms`.
-        // Work left in the background stays `processing` in the ledger and resumes at the next start.
-        crate::conn_limits::serve(self.listener, app, limits, shutdown).await.map_err(StartError::Serve)
+        // hyper with a timer (header read timeout, head size limits); on the signal `/readyz`
+        // turns 503 and requests are still served for `limits.drain_ms`, then it stops accepting
+        // and lets requests in flight finish, but never past `limits.shutdown_grace_ms`. Work left
+        // in the background stays `processing` in the ledger and resumes at the next start.
+        crate::conn_limits::serve_draining(self.listener, app, limits, drain, shutdown).await.map_err(StartError::Serve)
     }
 }
 

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use crate::clients::Clients;
+use crate::conn_limits::Draining;
 use crate::driver::Driver;
 use crate::registry::Registry;
 use crate::resilience::ClientLimits;
@@ -15,4 +16,8 @@ pub struct AppState {
     pub client_limits: Arc<ClientLimits>,
     /// The ledger and this process's lease-holder id.
     pub driver: Driver,
+    /// Set on the shutdown signal: `/readyz` answers 503 (see `conn_limits::Drain`).
+    pub draining: Draining,
+    /// Set once `/readyz` found every migration applied: they are not read again.
+    pub migrated: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cancelgate_core::{Effect, ErrorCode, HttpResponse, Outcome, TransportError};
+use cancelgate_core::{Effect, ErrorCode, HttpResponse, Outcome, TransportError, TransportErrorKind};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, UpstreamInfo};
@@ -29,10 +29,9 @@ pub enum Verdict {
         retry_after: Option<Duration>,
         upstream: UpstreamInfo,
     },
-    NeedsReview {
-        detail: String,
-        upstream: Option<UpstreamInfo>,
-    },
+    /// The gateway cannot tell whether the provider cancelled. `error` is the evidence (SPEC §12):
+    /// the last attempt's code and detail, and the provider's answer when there was one.
+    NeedsReview(ApiError),
     /// No final answer yet: another attempt may settle it.
     Unsettled(Unsettled),
 }
@@ -41,6 +40,9 @@ pub enum Verdict {
 pub struct Unsettled {
     /// The provider may have acted on this attempt (timeout/reset after sending, unreadable success).
     pub ambiguous: bool,
+    /// What the attempt's failure is called, should it be the last: `upstream_timeout` when no
+    /// answer came in time, `upstream_error` otherwise.
+    pub code: ErrorCode,
     pub detail: String,
     pub upstream: Option<UpstreamInfo>,
     pub retry_after: Option<Duration>,
@@ -51,6 +53,7 @@ impl Verdict {
         match result {
             AttemptResult::NoAnswer(e) => Verdict::Unsettled(Unsettled {
                 ambiguous: e.kind.is_ambiguous(),
+                code: no_answer_code(e.kind),
                 detail: e.to_string(),
                 upstream: None,
                 retry_after: None,
@@ -70,12 +73,20 @@ impl Verdict {
                     retry_after,
                     upstream: UpstreamInfo::from_response(&response, None, upstream_message),
                 },
-                Outcome::NeedsReview { detail, upstream_code, upstream_message } => Verdict::NeedsReview {
-                    detail,
-                    upstream: Some(UpstreamInfo::from_response(&response, upstream_code, upstream_message)),
-                },
+                Outcome::NeedsReview { detail, upstream_code, upstream_message } => {
+                    let detail = if detail.is_empty() {
+                        "The provider's answer does not tell whether an earlier attempt of ours cancelled the reservation. An operator must check.".to_owned()
+                    } else {
+                        detail
+                    };
+                    // The answer is readable but decides nothing: "could not understand" (§3).
+                    let mut error = ApiError::new(ErrorCode::UpstreamError, detail);
+                    error.upstream = Some(UpstreamInfo::from_response(&response, upstream_code, upstream_message));
+                    Verdict::NeedsReview(error)
+                }
                 Outcome::Fault(f) => Verdict::Unsettled(Unsettled {
                     ambiguous: f.effect == Effect::Unknown,
+                    code: ErrorCode::UpstreamError,
                     retry_after: response.retry_after(),
                     upstream: Some(UpstreamInfo::from_response(&response, f.upstream_code, f.upstream_message)),
                     detail: f.detail,
@@ -85,17 +96,29 @@ impl Verdict {
     }
 }
 
-/// When attempts run out: only transient answers → `upstream_error` (or `upstream_timeout` when
-/// the last one timed out and nothing else could be kept going); any ambiguous attempt → review.
+/// The code of an attempt that got no answer: a timeout is `upstream_timeout`; a reset, or a
+/// request that never left, `upstream_error`.
+pub fn no_answer_code(kind: TransportErrorKind) -> ErrorCode {
+    match kind {
+        TransportErrorKind::Timeout => ErrorCode::UpstreamTimeout,
+        TransportErrorKind::Reset | TransportErrorKind::NotSent => ErrorCode::UpstreamError,
+    }
+}
+
+/// When attempts run out (and only then: a retry the budget refuses waits, it is not a reason):
+/// only transient answers → `upstream_error`; any ambiguous attempt → review, with the last
+/// attempt's code and answer as its evidence.
 pub fn exhausted(last: Unsettled, any_ambiguous: bool) -> Verdict {
     if any_ambiguous {
-        return Verdict::NeedsReview {
-            detail: format!(
-                "The provider may have cancelled, but no attempt got a readable answer ({}). An operator must check.",
+        let mut error = ApiError::new(
+            last.code,
+            format!(
+                "The provider may have cancelled, but no attempt got a readable answer (last: {}). An operator must check.",
                 last.detail
             ),
-            upstream: last.upstream,
-        };
+        );
+        error.upstream = last.upstream;
+        return Verdict::NeedsReview(error);
     }
     let mut error =
         ApiError::new(ErrorCode::UpstreamError, format!("The provider did not give a usable answer: {}.", last.detail));
@@ -106,7 +129,7 @@ pub fn exhausted(last: Unsettled, any_ambiguous: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cancelgate_core::{Refusal, RefusalReason, TransportErrorKind, UpstreamFault};
+    use cancelgate_core::{Refusal, RefusalReason, UpstreamFault};
     use http::StatusCode;
 
     fn answered(outcome: Outcome, status: u16) -> Verdict {
@@ -148,8 +171,40 @@ mod tests {
 
     #[test]
     fn exhausted_attempts_are_never_a_guess() {
-        let last = Unsettled { ambiguous: false, detail: "503".into(), upstream: None, retry_after: None };
+        let last = Unsettled {
+            ambiguous: false,
+            code: ErrorCode::UpstreamError,
+            detail: "503".into(),
+            upstream: None,
+            retry_after: None,
+        };
         assert!(matches!(exhausted(last.clone(), false), Verdict::Refused(e) if e.code == ErrorCode::UpstreamError));
-        assert!(matches!(exhausted(last, true), Verdict::NeedsReview { .. }));
+        assert!(matches!(exhausted(last, true), Verdict::NeedsReview(_)));
+    }
+
+    #[test]
+    fn a_review_carries_the_last_attempts_code_and_answer() {
+        let timeout = TransportError::new(TransportErrorKind::Timeout, "no answer in 300 ms");
+        let Verdict::Unsettled(last) = Verdict::of(AttemptResult::NoAnswer(timeout)) else { panic!() };
+        let Verdict::NeedsReview(e) = exhausted(last, true) else { panic!() };
+        assert_eq!((e.code, e.upstream.is_none()), (ErrorCode::UpstreamTimeout, true));
+        assert!(e.detail.contains("no answer in 300 ms"), "{}", e.detail);
+
+        let Verdict::Unsettled(last) = answered(Outcome::Fault(UpstreamFault::unknown_effect("bad 200")), 200) else {
+            panic!()
+        };
+        let Verdict::NeedsReview(e) = exhausted(last, true) else { panic!() };
+        assert_eq!((e.code, e.upstream.as_ref().map(|u| u.status)), (ErrorCode::UpstreamError, Some(200)));
+
+        let outcome = Outcome::NeedsReview {
+            detail: String::new(),
+            upstream_code: Some("reservationStatusAlreadyCompleted".into()),
+            upstream_message: None,
+        };
+        let Verdict::NeedsReview(e) = answered(outcome, 400) else { panic!() };
+        assert_eq!(e.code, ErrorCode::UpstreamError);
+        assert!(!e.detail.is_empty());
+        let up = e.upstream.clone().unwrap();
+        assert_eq!((up.status, up.code.as_deref()), (400, Some("reservationStatusAlreadyCompleted")));
     }
 }

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
@@ -23,7 +24,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::error::{LedgerError, redact_url};
+use crate::error::{LedgerError, NoConnection, Outage, redact_url};
 use crate::sqlite::{self, SqliteConfig, SqliteDb, SqliteRow};
 use crate::types::{Backend, LedgerOptions};
 
@@ -138,9 +139,15 @@ pub(crate) fn normalize_time(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
 }
 
-/// The connections of one backend.
+/// The connections of one backend, and what they have shown of the ledger's health.
 #[derive(Clone)]
-pub(crate) enum Db {
+pub(crate) struct Db {
+    conn: Conn,
+    state: Arc<DbState>,
+}
+
+#[derive(Clone)]
+enum Conn {
     Sqlite {
         /// One writer with group commit, a few readers (see [`crate::sqlite`]).
         db: SqliteDb,
@@ -148,6 +155,66 @@ pub(crate) enum Db {
         connect: Arc<SqliteConnectOptions>,
     },
     Pg(PgPool),
+}
+
+/// Shared by every clone of one ledger.
+struct DbState {
+    health: WriteHealth,
+    /// How long a PostgreSQL operation waits for a pooled connection (see [`Db::no_connection`]).
+    acquire_timeout: Duration,
+    /// The last [`Db::no_connection`] diagnosis: when, and what a direct connection met. One
+    /// diagnosis at a time, reused for [`DIAGNOSIS_REUSE`]: an outage is not probed once per request.
+    diagnosis: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
+    /// One readiness probe at a time (see [`Db::probe_write`]).
+    probing: tokio::sync::Mutex<()>,
+}
+
+/// How long [`Db::connect`] waits for the first PostgreSQL connection.
+const FIRST_CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// How long a direct connection may take when diagnosing a pool timeout. The acquire timeout
+/// plus this stays under the second within which a caller hears `ledger_unavailable` (SPEC §12).
+const DIAGNOSIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// A diagnosis younger than this answers for the next pool timeouts.
+const DIAGNOSIS_REUSE: Duration = Duration::from_secs(1);
+/// A write that succeeded this recently, with no failure since, proves the ledger takes writes:
+/// `/readyz` then needs no probe of its own (it is polled often; under load writes are constant).
+const WRITE_FRESH: Duration = Duration::from_secs(1);
+
+/// The outcome of the ledger's last write (any write: a request's, the background's, a probe's).
+#[derive(Default)]
+struct WriteHealth(std::sync::Mutex<Option<LastWrite>>);
+
+struct LastWrite {
+    at: Instant,
+    /// `None`: it was stored. Else why it was not (the error's message names the cause).
+    failed: Option<(Outage, String)>,
+}
+
+impl WriteHealth {
+    fn record<T>(&self, result: &Result<T, LedgerError>) {
+        let failed = match result {
+            Ok(_) => None,
+            // Contention is racing writers, not an outage; other errors are answers of a
+            // database that works (a lease lost, a conflict) and say nothing new.
+            Err(LedgerError::Contention { .. }) => return,
+            Err(e) => match e.outage() {
+                Some(outage) => Some((outage, e.to_string())),
+                None => return,
+            },
+        };
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(LastWrite { at: Instant::now(), failed });
+        }
+    }
+
+    /// A write was stored within `fresh`, and none failed since.
+    fn fresh_success(&self, fresh: Duration) -> bool {
+        self.0.lock().is_ok_and(|last| last.as_ref().is_some_and(|l| l.failed.is_none() && l.at.elapsed() < fresh))
+    }
+
+    fn mark_closed(&self) {
+        self.record::<()>(&Err(LedgerError::Closed));
+    }
 }
 
 /// A boxed future borrowing for `'a` (the shape a write's work takes, see [`Db::write`]).
@@ -190,6 +257,16 @@ fn bind_pg(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Postgres, sqlx::
 }
 
 impl Db {
+    fn new(conn: Conn, options: &LedgerOptions) -> Db {
+        let state = DbState {
+            health: WriteHealth::default(),
+            acquire_timeout: options.acquire_timeout,
+            diagnosis: tokio::sync::Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
+        };
+        Db { conn, state: Arc::new(state) }
+    }
+
     pub(crate) async fn connect(url: &str, options: &LedgerOptions) -> Result<(Db, Backend), LedgerError> {
         let redacted = redact_url(url);
         let invalid = |reason: String| LedgerError::InvalidUrl { url: redacted.clone(), reason };
@@ -225,7 +302,7 @@ impl Db {
                     LedgerError::Connect { source, .. } => LedgerError::Connect { url: redacted.clone(), source },
                     other => other,
                 })?;
-            Ok((Db::Sqlite { db, connect: Arc::new(connect) }, Backend::Sqlite))
+            Ok((Db::new(Conn::Sqlite { db, connect: Arc::new(connect) }, options), Backend::Sqlite))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
             if connect.get_application_name().is_none() {
@@ -234,10 +311,27 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await
-                .map_err(|source| LedgerError::Connect { url: redacted.clone(), source: Box::new(source) })?;
-            Ok((Db::Pg(pool), Backend::Postgres))
+                .connect_lazy_with(connect);
+            let db = Db::new(Conn::Pg(pool.clone()), options);
+            // The first connection may wait a few seconds for a database still starting (the
+            // acquire timeout, short for requests, would make a replica starting beside its
+            // database give up at once); any other error fails at once.
+            let deadline = Instant::now() + FIRST_CONNECT_WITHIN;
+            loop {
+                match pool.acquire().await {
+                    Ok(_first) => break,
+                    Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {}
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        let source = match db.no_connection(&pool).await {
+                            LedgerError::Unavailable(source) => source,
+                            other => Box::new(other),
+                        };
+                        return Err(LedgerError::Connect { url: redacted, source });
+                    }
+                    Err(source) => return Err(LedgerError::Connect { url: redacted, source: Box::new(source) }),
+                }
+            }
+            Ok((db, Backend::Postgres))
         } else {
             Err(invalid("expected sqlite://… or postgres://…".to_owned()))
         }
@@ -256,79 +350,150 @@ impl Db {
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
-        match self {
-            Db::Sqlite { db, .. } => db.write(work).await,
-            Db::Pg(pool) => {
-                let mut tx = pool.begin().await?;
-                // Dropping `tx` on an error rolls it back.
-                match work(Tx::Pg(&mut tx)).await? {
-                    Decision::Keep(value) => {
-                        tx.commit().await?;
-                        Ok(value)
-                    }
-                    Decision::Undo(value) => {
-                        tx.rollback().await?;
-                        Ok(value)
-                    }
-                }
+        let result = match &self.conn {
+            Conn::Sqlite { db, .. } => db.write(work).await,
+            Conn::Pg(pool) => self.pg_write(pool, work).await,
+        };
+        self.state.health.record(&result);
+        result
+    }
+
+    async fn pg_write<T, F>(&self, pool: &PgPool, work: F) -> Result<T, LedgerError>
+    where
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
+    {
+        let mut tx = self.pg(pool, pool.begin().await).await?;
+        // Dropping `tx` on an error rolls it back.
+        match work(Tx::Pg(&mut tx)).await? {
+            Decision::Keep(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Decision::Undo(value) => {
+                tx.rollback().await?;
+                Ok(value)
             }
         }
     }
 
+    /// A pool operation's result, its pool timeout diagnosed (see [`Db::no_connection`]).
+    async fn pg<T>(&self, pool: &PgPool, result: Result<T, sqlx::Error>) -> Result<T, LedgerError> {
+        match result {
+            Err(sqlx::Error::PoolTimedOut) => Err(self.no_connection(pool).await),
+            other => other.map_err(LedgerError::from),
+        }
+    }
+
+    /// The pool gave no connection in time. sqlx retries a refused connection until the acquire
+    /// timeout and then reports only that it timed out, so one direct connection (bounded by
+    /// [`DIAGNOSIS_TIMEOUT`]) finds out why: connection refused, the server shutting down, no
+    /// answer… or nothing wrong, when the pool was only busy. Its message carries no URL.
+    async fn no_connection(&self, pool: &PgPool) -> LedgerError {
+        let waited = self.state.acquire_timeout;
+        let mut last = self.state.diagnosis.lock().await;
+        let cause = match &*last {
+            Some((at, cause)) if at.elapsed() < DIAGNOSIS_REUSE => cause.clone(),
+            _ => {
+                let options = pool.connect_options();
+                let cause = match tokio::time::timeout(
+                    DIAGNOSIS_TIMEOUT,
+                    <PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await
+                {
+                    Ok(Ok(conn)) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                        None
+                    }
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("the database did not answer a connection within {DIAGNOSIS_TIMEOUT:?}")),
+                };
+                *last = Some((Instant::now(), cause.clone()));
+                cause
+            }
+        };
+        LedgerError::Unavailable(Box::new(NoConnection { waited, cause }))
+    }
+
+    /// Proves the ledger takes writes, cheaply (for `/readyz`): a write stored within
+    /// [`WRITE_FRESH`] with no failure since is proof enough; otherwise one small write of its
+    /// own, through the same path as every other (on SQLite the writer, so a full disk fails it
+    /// as it fails them). One probe at a time: concurrent callers share its outcome.
+    pub(crate) async fn probe_write(&self, sql: Sql<'static>, args: Vec<Arg>) -> Result<(), LedgerError> {
+        if self.state.health.fresh_success(WRITE_FRESH) {
+            return Ok(());
+        }
+        let _one = self.state.probing.lock().await;
+        if self.state.health.fresh_success(WRITE_FRESH) {
+            return Ok(());
+        }
+        self.write_execute(sql, args).await.map(drop)
+    }
+
     pub(crate) async fn fetch_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
-        Ok(match self {
-            Db::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().map(Row::Sqlite).collect(),
-            Db::Pg(pool) => bind_pg(sql.pg, args).fetch_all(pool).await?.into_iter().map(Row::Pg).collect(),
+        Ok(match &self.conn {
+            Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().map(Row::Sqlite).collect(),
+            Conn::Pg(pool) => {
+                self.pg(pool, bind_pg(sql.pg, args).fetch_all(pool).await).await?.into_iter().map(Row::Pg).collect()
+            }
         })
     }
 
     pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
-        Ok(match self {
-            Db::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().next().map(Row::Sqlite),
-            Db::Pg(pool) => bind_pg(sql.pg, args).fetch_optional(pool).await?.map(Row::Pg),
+        Ok(match &self.conn {
+            Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().next().map(Row::Sqlite),
+            Conn::Pg(pool) => self.pg(pool, bind_pg(sql.pg, args).fetch_optional(pool).await).await?.map(Row::Pg),
         })
     }
 
     pub(crate) async fn fetch_one(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Row, LedgerError> {
-        Ok(match self {
-            Db::Sqlite { db, .. } => Row::Sqlite(
+        Ok(match &self.conn {
+            Conn::Sqlite { db, .. } => Row::Sqlite(
                 db.read(sql.sqlite, args)
                     .await?
                     .into_iter()
                     .next()
                     .ok_or_else(|| LedgerError::Corrupt(format!("no row from {:?}", sql.sqlite)))?,
             ),
-            Db::Pg(pool) => Row::Pg(bind_pg(sql.pg, args).fetch_one(pool).await?),
+            Conn::Pg(pool) => Row::Pg(self.pg(pool, bind_pg(sql.pg, args).fetch_one(pool).await).await?),
         })
     }
 
     /// Runs one writing statement as its own write and returns its rows.
     pub(crate) async fn write_all(&self, sql: Sql<'static>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
-        match self {
-            Db::Sqlite { .. } => {
+        match &self.conn {
+            Conn::Sqlite { .. } => {
                 self.write(move |mut tx| Box::pin(async move { tx.fetch_all(sql, args).await.map(Decision::Keep) }))
                     .await
             }
             // One statement is atomic by itself: no `BEGIN`/`COMMIT` round trips.
-            Db::Pg(_) => self.fetch_all(sql, args).await,
+            Conn::Pg(_) => {
+                let result = self.fetch_all(sql, args).await;
+                self.state.health.record(&result);
+                result
+            }
         }
     }
 
     /// [`Db::write_all`] returning the number of rows changed.
     pub(crate) async fn write_execute(&self, sql: Sql<'static>, args: Vec<Arg>) -> Result<u64, LedgerError> {
-        match self {
-            Db::Sqlite { .. } => {
+        match &self.conn {
+            Conn::Sqlite { .. } => {
                 self.write(move |mut tx| Box::pin(async move { tx.execute(sql, args).await.map(Decision::Keep) })).await
             }
-            Db::Pg(pool) => Ok(bind_pg(sql.pg, args).execute(pool).await?.rows_affected()),
+            Conn::Pg(pool) => {
+                let result = self.pg(pool, bind_pg(sql.pg, args).execute(pool).await).await.map(|r| r.rows_affected());
+                self.state.health.record(&result);
+                result
+            }
         }
     }
 
     /// Runs the embedded migrations through sqlx (on SQLite on a connection of its own; the
     /// file's lock orders it against the writer).
     pub(crate) async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), LedgerError> {
-        match self {
-            Db::Sqlite { connect, .. } => {
+        match &self.conn {
+            Conn::Sqlite { connect, .. } => {
                 // A pool of one rather than a bare connection: sqlx's `Migrator::run` on
                 // `&mut SqliteConnection` makes a future that is not `Send`.
                 let pool = SqlitePoolOptions::new().max_connections(1).connect_with((**connect).clone()).await?;
@@ -336,15 +501,17 @@ impl Db {
                 pool.close().await;
                 migrated?;
             }
-            Db::Pg(pool) => postgres.run(pool).await?,
+            Conn::Pg(pool) => postgres.run(pool).await?,
         }
         Ok(())
     }
 
     pub(crate) async fn close(&self) {
-        match self {
-            Db::Sqlite { db, .. } => db.close().await,
-            Db::Pg(pool) => pool.close().await,
+        // From now on every write fails: no earlier success may vouch for one.
+        self.state.health.mark_closed();
+        match &self.conn {
+            Conn::Sqlite { db, .. } => db.close().await,
+            Conn::Pg(pool) => pool.close().await,
         }
     }
 }

@@ -59,7 +59,7 @@ use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
 use crate::db::{Arg, Db, Decision, Row, Sql, Tx, args, normalize_time};
-pub use crate::error::{BoxError, LedgerError, redact_url};
+pub use crate::error::{BoxError, LedgerError, NoConnection, Outage, redact_url};
 pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
@@ -168,6 +168,16 @@ impl Ledger {
     pub async fn ping(&self) -> Result<(), LedgerError> {
         let _timer = Timer::start("ping");
         self.db.fetch_one(sql::PING, args![]).await.map(drop)
+    }
+
+    /// Whether the ledger takes writes now (for `/readyz`; a read proves nothing on a full disk).
+    /// Cheap when the ledger is busy: a write stored within the last second, with no failure
+    /// since, is proof enough. Otherwise it writes one row of its own (`ledger_probe`, by
+    /// `owner` at `now`), one probe at a time. The error names the cause
+    /// ([`LedgerError::outage`] and its message).
+    pub async fn check_writable(&self, owner: &str, now: OffsetDateTime) -> Result<(), LedgerError> {
+        let _timer = Timer::start("check_writable");
+        self.db.probe_write(sql::PROBE_WRITE, args![normalize_time(now), owner]).await
     }
 
     /// Closes the pool, waiting for connections in use to be returned (graceful shutdown; on

@@ -168,6 +168,18 @@ pub(crate) const SWEEP_KEYS: Sql = Sql::both(
 
 pub(crate) const PING: Sql = Sql::both("SELECT 1");
 
+/// The write `/readyz` makes when no recent write proves the ledger takes them: one row. On
+/// SQLite it carries 64 KiB of padding (16 pages, more than a cancellation's largest write):
+/// a full disk may still fit a small write into the log space that failed writes left
+/// allocated, and the probe must not pass where a cancellation would fail.
+pub(crate) const PROBE_WRITE: Sql = Sql {
+    sqlite: "INSERT INTO ledger_probe (id, probed_at, probed_by, padding) VALUES (1, $1, $2, zeroblob(65536)) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at, probed_by = excluded.probed_by, \
+             padding = excluded.padding",
+    pg: "INSERT INTO ledger_probe (id, probed_at, probed_by) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at, probed_by = excluded.probed_by",
+};
+
 /// Whether sqlx's bookkeeping table exists (in the schema of the search path, on PostgreSQL).
 pub(crate) const MIGRATIONS_TABLE_EXISTS: Sql = Sql {
     sqlite: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations') AS present",

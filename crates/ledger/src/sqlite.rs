@@ -213,13 +213,17 @@ fn connect_error(path: &Path, e: rusqlite::Error) -> LedgerError {
     LedgerError::Connect { url: format!("sqlite://{}", path.display()), source: Box::new(e) }
 }
 
-/// rusqlite's errors as the ledger's: busy or locked is "unavailable" (retry later), a value
-/// that does not decode is corruption, anything else a database error.
+/// rusqlite's errors as the ledger's: busy, locked, a full disk or failing storage is
+/// "unavailable" (retry later), a value that does not decode is corruption, anything else a
+/// database error.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> LedgerError {
     use rusqlite::ErrorCode as C;
     match &e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull) =>
+            if matches!(
+                f.code,
+                C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull | C::CannotOpen | C::ReadOnly
+            ) =>
         {
             LedgerError::Unavailable(Box::new(e))
         }
@@ -303,6 +307,9 @@ trait Work: Send {
 /// transaction is settled (`None`: committed; `Some`: it failed, nothing was stored).
 struct Ran {
     keep: bool,
+    /// The write failed because the database did (a full disk, failing storage): SQLite may have
+    /// rolled the whole transaction back on its own, and this is then the cause to name.
+    outage: Option<Arc<LedgerError>>,
     answer: Box<dyn FnOnce(Option<Arc<LedgerError>>) + Send>,
 }
 
@@ -320,10 +327,14 @@ where
         let Typed { work, reply } = *self;
         // The work is written once for both backends, as a future; on SQLite every statement
         // it awaits runs synchronously on this thread, so it completes without ever waiting.
-        let (keep, result) = match futures_executor::block_on(work(Tx::Sqlite(conn))) {
-            Ok(Decision::Keep(value)) => (true, Ok(value)),
-            Ok(Decision::Undo(value)) => (false, Ok(value)),
-            Err(e) => (false, Err(e)),
+        let (keep, result, outage) = match futures_executor::block_on(work(Tx::Sqlite(conn))) {
+            Ok(Decision::Keep(value)) => (true, Ok(value), None),
+            Ok(Decision::Undo(value)) => (false, Ok(value), None),
+            Err(e) if e.outage().is_some() => {
+                let e = Arc::new(e);
+                (false, Err(LedgerError::WriteFailed(e.clone())), Some(e))
+            }
+            Err(e) => (false, Err(e), None),
         };
         let answer = move |failed: Option<Arc<LedgerError>>| {
             let _ = reply.send(match failed {
@@ -331,7 +342,7 @@ where
                 Some(e) => Err(LedgerError::WriteFailed(e)),
             });
         };
-        Ran { keep, answer: Box::new(answer) }
+        Ran { keep, outage, answer: Box::new(answer) }
     }
 
     fn refuse(self: Box<Self>, error: LedgerError) {
@@ -409,6 +420,11 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
     let batch = |conn: &mut Connection, sql: &str| {
         conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| Arc::new(sqlite_error(e)))
     };
+    // A transaction left open by an earlier failure (a `ROLLBACK` that failed too) would make
+    // every later `BEGIN` fail: end it first.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     if let Err(e) = batch(conn, "BEGIN IMMEDIATE") {
         for work in group {
             work.refuse(LedgerError::WriteFailed(e.clone()));
@@ -436,7 +452,9 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
                 false => batch(conn, "ROLLBACK TO write").and_then(|()| batch(conn, "RELEASE write")),
             };
             if let Err(e) = ended {
-                broken = Some(e);
+                // After a full disk or an I/O error SQLite may have ended the transaction itself,
+                // and the savepoint is gone: the write's own error says why.
+                broken = Some(done.outage.clone().unwrap_or(e));
             }
         }
         ran.push(done);
@@ -447,15 +465,19 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
             let _ = conn.execute_batch("ROLLBACK");
             Some(e)
         }
-        None => {
-            let end = if ran.iter().any(|r| r.keep) { "COMMIT" } else { "ROLLBACK" };
-            match batch(conn, end) {
-                Ok(()) => None,
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Some(e)
-                }
+        None if ran.iter().any(|r| r.keep) => match batch(conn, "COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(e)
             }
+        },
+        // Nothing to keep: whether the `ROLLBACK` works or SQLite already ended the transaction
+        // (after a full disk), nothing was stored, as every write of the group expects; each
+        // caller hears its own result (a failed write its own cause).
+        None => {
+            let _ = batch(conn, "ROLLBACK");
+            None
         }
     };
     if let Some(e) = &settled {

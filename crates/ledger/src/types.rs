@@ -48,8 +48,10 @@ pub struct LedgerOptions {
     /// Pool size. On SQLite, of the read pool: writes have a connection of their own (one
     /// writer, see the crate docs).
     pub max_connections: u32,
-    /// How long an operation waits for a pooled connection before failing as
-    /// [`LedgerError::Unavailable`](crate::LedgerError::Unavailable).
+    /// How long an operation waits for a pooled connection (PostgreSQL: connecting included)
+    /// before failing as [`LedgerError::Unavailable`](crate::LedgerError::Unavailable). Short:
+    /// a caller hears `ledger_unavailable` within a second of a database outage (SPEC §12),
+    /// not after a stall.
     pub acquire_timeout: Duration,
     /// The lease length (`ledger.lease_ms`): how long a holder may drive a record before another
     /// replica may take it over. The ledger does not read the clock itself; callers compute
@@ -65,7 +67,7 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_millis(500),
             lease: Duration::from_millis(15_000),
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_sync: SqliteSync::Full,

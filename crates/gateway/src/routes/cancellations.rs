@@ -3,25 +3,22 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cancelgate_core::ErrorCode;
 use cancelgate_ledger::{Begin, LedgerError, ListFilter, NewCancellation, Record, Status as LedgerStatus};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::oneshot;
 
-use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot, rfc3339};
+use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel;
-use crate::driver::{Early, Job, stored_request};
+use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
-use crate::registry::Lookup;
+use crate::registry::{Lookup, Registry};
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
 use crate::state::AppState;
@@ -47,6 +44,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // SPEC §12: a 202 goes out no later than `limits.respond_within_ms` after the request arrived,
+    // counted from here, where it has arrived in full (the extractors above read its body): a
+    // slow upload is the client's time, and must not turn into a 503 that blames the ledger.
+    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
+    let deadline = tokio::time::Instant::now() + respond_within;
     if let Err(wait) = state.client_limits.check(&client.name) {
         return Err(
             ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
@@ -54,7 +56,7 @@ pub async fn create(
     }
     let body = body.map_err(body_rejection)?;
     check_content_type(&headers)?;
-    let (body, raw) = CancelBody::parse(&body)?;
+    let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
         telemetry::record_provider(&body.provider);
@@ -81,16 +83,24 @@ pub async fn create(
         account: prepared.account.name().to_owned(),
         reference: prepared.request.reference.as_str().to_owned(),
         idempotency_key: key.map(|k| k.as_str().to_owned()),
-        fingerprint: fingerprint(&raw),
+        fingerprint: body.fingerprint(),
         request: stored_request(&prepared.request, &request_id),
         metadata: json!(body.metadata.clone().unwrap_or_default()),
         owner: state.driver.owner.to_string(),
         now,
         lease_until: now + state.driver.ledger.lease(),
     };
-    let target = |e: ApiError| e.with_target(prepared.entry.id(), prepared.request.reference.as_str());
-    // The record and its first attempt are stored together: the attempt is sent right after.
-    let begin = state.driver.ledger.begin_with_attempt(new).await.map_err(|e| target(ledger_error(e)))?;
+    let (provider, reference) = (prepared.entry.id().to_owned(), prepared.request.reference.as_str().to_owned());
+    let target = |e: ApiError| e.with_target(&provider, &reference);
+    // The record and its first attempt are stored together (the attempt is sent right after),
+    // on the driver's task: this request waits for it only until its deadline.
+    let started = state.driver.begin_and_drive(new, prepared, admission, request_id.0.clone());
+    let begin = match tokio::time::timeout_at(deadline, started.begun).await {
+        Ok(Ok(begun)) => begun.map_err(|e| target(ledger_error(e)))?,
+        Ok(Err(_)) => return Err(target(ApiError::internal("the task recording the request ended without a word"))),
+        // Not known to be recorded: a 202 would promise a record that may not exist.
+        Err(_) => return Err(target(ledger_too_slow(respond_within))),
+    };
     if let Some(id) = begin_id(&begin) {
         telemetry::record("cancellation_id", id);
     }
@@ -125,27 +135,19 @@ pub async fn create(
         }
     };
 
-    let (tx, rx) = oneshot::channel();
-    prepared.entry.guard.deposit();
-    let job = Job {
-        prepared,
-        record_id: fresh.id.clone(),
-        attempts: fresh.attempts,
-        // The attempt just started is the first: nothing before it may have reached the provider.
-        ambiguous: false,
-        admission: Some(admission),
-        started: Some(fresh.attempts),
-    };
-    state.driver.spawn(job, request_id.0.clone(), Some(tx));
-    let wait = Duration::from_millis(state.settings.limits.respond_within_ms);
-    match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(Early::Final(record))) => Ok(render(&record, false)),
-        // Going on in the background (or the driver lost the ledger): the caller reads the outcome later.
-        Ok(Ok(Early::Background)) | Ok(Err(_)) | Err(_) => {
-            let record = state.driver.ledger.get(&id).await.ok().flatten().unwrap_or(fresh);
-            Ok(render(&record, false))
+    // From here the record exists durably, so a 202 is honest; it goes out by the deadline.
+    let record = match tokio::time::timeout_at(deadline, started.early).await {
+        Ok(Ok(Early::Final(record))) => return Ok(render(&record, false)),
+        // Going on in the background (or the driver lost the ledger): the record as stored now,
+        // if the ledger says so in time.
+        Ok(Ok(Early::Background)) | Ok(Err(_)) => {
+            tokio::time::timeout_at(deadline, state.driver.ledger.get(&id)).await.ok().and_then(Result::ok).flatten()
         }
-    }
+        // Still in its first attempt, or waiting on the ledger to store its answer: nothing newer
+        // than the record as begun is stored.
+        Err(_) => None,
+    };
+    Ok(render(&record.unwrap_or(fresh), false))
 }
 
 /// `GET /v1/cancellations/{id}`: the cancellation as stored.
@@ -170,58 +172,104 @@ pub async fn get(
     Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<String>,
+/// The query of `GET /v1/cancellations`, every parameter checked: an unknown parameter, one given
+/// twice, or a value that can match nothing (an unknown provider, a malformed reference) is a
+/// `400` naming it, never a silently empty page. Our own parser and words: a library's
+/// message never reaches the caller.
+#[derive(Debug)]
+struct ListQuery {
+    limit: u32,
     starting_after: Option<String>,
-    provider: Option<String>,
-    account: Option<String>,
-    reference: Option<String>,
-    status: Option<String>,
-    created_gte: Option<String>,
-    created_lt: Option<String>,
+    filter: ListFilter,
+}
+
+/// The parameters, in the order the listing documents them.
+const LIST_PARAMS: [&str; 8] =
+    ["limit", "starting_after", "provider", "account", "reference", "status", "created_gte", "created_lt"];
+
+impl ListQuery {
+    fn parse(query: Option<&str>, registry: &Registry) -> Result<Self, ApiError> {
+        let mut q = ListQuery { limit: 20, starting_after: None, filter: ListFilter::default() };
+        let mut seen = [false; LIST_PARAMS.len()];
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let Some(index) = LIST_PARAMS.iter().position(|p| *p == name) else {
+                return Err(ApiError::invalid(
+                    name,
+                    "Unknown query parameter: the listing takes limit, starting_after, provider, account, \
+                     reference, status, created_gte and created_lt.",
+                ));
+            };
+            let param = LIST_PARAMS[index];
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ApiError::invalid(param, format!("`{param}` is given more than once.")));
+            }
+            let value = value.into_owned();
+            let invalid = |detail: &str| ApiError::invalid(param, detail);
+            match param {
+                "limit" => {
+                    q.limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| invalid("`limit` is a whole number from 1 to 100."))?;
+                }
+                "starting_after" => q.starting_after = Some(value),
+                "provider" => {
+                    if matches!(registry.lookup(&value), Lookup::Unknown) {
+                        return Err(invalid("Unknown provider."));
+                    }
+                    q.filter.provider = Some(value);
+                }
+                "account" => {
+                    if value.is_empty() || value.chars().count() > MAX_ACCOUNT_CHARS {
+                        return Err(ApiError::invalid(
+                            param,
+                            format!("An account name has 1 to {MAX_ACCOUNT_CHARS} characters."),
+                        ));
+                    }
+                    q.filter.account = Some(value);
+                }
+                "reference" => {
+                    let url_safe = (1..=128).contains(&value.len())
+                        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !url_safe {
+                        return Err(invalid("A reference has 1 to 128 of `A–Z a–z 0–9 _ -`."));
+                    }
+                    q.filter.reference = Some(value);
+                }
+                "status" => {
+                    let status = Status::parse(&value).ok_or_else(|| {
+                        invalid("Unknown status: one of processing, cancelled, failed, needs_review.")
+                    })?;
+                    q.filter.status = Some(ledger_status(status));
+                }
+                // `created_gte`, `created_lt`
+                _ => {
+                    let time = OffsetDateTime::parse(&value, &Rfc3339)
+                        .map_err(|_| ApiError::invalid(param, format!("`{param}` is an RFC 3339 time.")))?;
+                    if param == "created_gte" {
+                        q.filter.created_gte = Some(time);
+                    } else {
+                        q.filter.created_lt = Some(time);
+                    }
+                }
+            }
+        }
+        Ok(q)
+    }
 }
 
 /// `GET /v1/cancellations`: newest first, cursor-paginated.
 pub async fn list(
     State(state): State<AppState>,
     Caller(client): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::invalid("query", format!("Unknown or malformed query parameter: {}.", e.body_text())))?;
-    let limit = match q.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "`limit` is a whole number from 1 to 100."))?,
-    };
-    let time = |name: &str, raw: Option<String>| -> Result<Option<OffsetDateTime>, ApiError> {
-        raw.map(|r| {
-            OffsetDateTime::parse(&r, &Rfc3339)
-                .map_err(|_| ApiError::invalid(name, format!("`{name}` is an RFC 3339 time.")))
-        })
-        .transpose()
-    };
-    let status = q
-        .status
-        .map(|s| Status::parse(&s).map(ledger_status).ok_or_else(|| ApiError::invalid("status", "Unknown status.")))
-        .transpose()?;
-    let filter = ListFilter {
-        provider: q.provider,
-        account: q.account,
-        reference: q.reference,
-        status,
-        created_gte: time("created_gte", q.created_gte)?,
-        created_lt: time("created_lt", q.created_lt)?,
-    };
+    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query.as_deref(), &state.registry)?;
     // A client sees the cancellations of the provider accounts it may use. Records it may not
     // see are skipped page by page, so a page is full whenever more visible records exist.
     let mut data = Vec::new();
-    let mut cursor = q.starting_after;
+    let mut cursor = starting_after;
     let has_more = loop {
         let page = state.driver.ledger.list(&filter, limit, cursor.as_deref()).await.map_err(|e| match e {
             LedgerError::UnknownCursor(_) => {
@@ -352,55 +400,39 @@ fn render_record(record: &Record, replayed: bool) -> Response {
     }
 }
 
-/// The same JSON value gives the same fingerprint, whatever its key order or spacing.
-fn fingerprint(body: &Value) -> String {
-    let mut hasher = Sha256::new();
-    canonical(body, &mut hasher);
-    hex::encode(hasher.finalize())
+/// The record was not stored by the caller's deadline: the ledger hangs or crawls. Whether it will
+/// still be stored is unknown (the write may yet commit), so the detail promises nothing more than
+/// what is true now; a retry with the key finds the record if it was stored meanwhile.
+fn ledger_too_slow(within: Duration) -> ApiError {
+    tracing::error!(
+        respond_within_ms = within.as_millis() as u64,
+        "the ledger did not record the request in time; answered 503 ledger_unavailable"
+    );
+    ApiError::new(
+        ErrorCode::LedgerUnavailable,
+        "The gateway could not record the request in time; nothing has been sent to the provider. Retry later with the same idempotency key: if the request was recorded meanwhile, the retry answers with its cancellation.",
+    )
+    .with_retry_after(Duration::from_secs(1))
 }
 
-/// Sorted keys at every level, no spacing; does not depend on serde_json's map ordering feature.
-fn canonical(value: &Value, out: &mut Sha256) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<_> = map.keys().collect();
-            keys.sort();
-            out.update(b"{");
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                out.update(Value::String(k.clone()).to_string().as_bytes());
-                out.update(b":");
-                canonical(&map[k], out);
-            }
-            out.update(b"}");
-        }
-        Value::Array(items) => {
-            out.update(b"[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.update(b",");
-                }
-                canonical(item, out);
-            }
-            out.update(b"]");
-        }
-        scalar => out.update(scalar.to_string().as_bytes()),
-    }
-}
-
-/// The ledger failing is never the caller's fault: 503 when it is unreachable, else a bug.
+/// The ledger failing is never the caller's fault, nor the provider's: `503 ledger_unavailable`
+/// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
+/// (the error's message: connection refused, disk full…; never the URL); the caller is told
+/// what kind of outage it is, and that nothing was sent.
 fn ledger_error(error: LedgerError) -> ApiError {
-    if error.is_transient() {
-        tracing::error!(error = %error, "ledger unavailable");
-        ApiError::new(
-            ErrorCode::ProviderUnavailable,
-            "The gateway's ledger is unavailable; nothing was sent. Retry later.",
-        )
-        .with_retry_after(Duration::from_secs(1))
-    } else {
-        ApiError::internal(error)
+    match error.outage() {
+        Some(outage) => {
+            tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");
+            ApiError::new(
+                ErrorCode::LedgerUnavailable,
+                format!(
+                    "The gateway cannot use its ledger right now ({}); nothing was sent to the provider. Retry later.",
+                    outage.describe()
+                ),
+            )
+            .with_retry_after(Duration::from_secs(1))
+        }
+        None => ApiError::internal(error),
     }
 }
 
@@ -421,19 +453,5 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         None => Ok(()),
         Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
         Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_spacing() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"s"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{ "a" : { "x":"s", "y":[1, 2] }, "b":1 }"#).unwrap();
-        let c: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[2,1],"x":"s"}}"#).unwrap();
-        assert_eq!(fingerprint(&a), fingerprint(&b));
-        assert_ne!(fingerprint(&a), fingerprint(&c));
     }
 }

@@ -1,6 +1,7 @@
 //! `/errors/{code}`: the page each problem's `type` points to. HTML for people, JSON on request.
 
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Json, Response};
 use cancelgate_core::ErrorCode;
@@ -20,8 +21,9 @@ fn code_json(code: ErrorCode) -> serde_json::Value {
     })
 }
 
-pub async fn page(Path(code): Path<String>, headers: HeaderMap) -> Response {
-    let Ok(code) = code.parse::<ErrorCode>() else {
+pub async fn page(code: Result<Path<String>, PathRejection>, headers: HeaderMap) -> Response {
+    // A name that is not even UTF-8 (`%FF`) is no code either: our 404, not axum's own text.
+    let Ok(code) = code.map_err(drop).and_then(|Path(code)| code.parse::<ErrorCode>().map_err(drop)) else {
         return ApiError::not_found("No such error code; /errors lists them all.").into_response();
     };
     if wants_json(&headers) {

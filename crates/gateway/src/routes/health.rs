@@ -1,38 +1,98 @@
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use cancelgate_ledger::{LedgerError, Outage};
 use http::StatusCode;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use crate::state::AppState;
+
+/// `/readyz` answers within this, whatever the ledger does (SPEC §12: within 1 s), so a
+/// prober's own timeout never hides the cause.
+const READY_WITHIN: Duration = Duration::from_millis(900);
 
 /// The process is alive.
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready to take traffic: config loaded (or the process would not run), ledger reachable and migrated.
+/// Ready to take traffic: not shutting down, config loaded (or the process would not run),
+/// ledger migrated and taking writes. A read is not enough: a SQLite ledger on a full disk reads
+/// fine and refuses every write. `cause` names what failed, as the logs do (never a secret).
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let ledger = &state.driver.ledger;
-    let (reachable, migrated) = match ledger.ping().await {
-        Ok(()) => (true, ledger.is_migrated().await.unwrap_or(false)),
-        Err(_) => (false, false),
-    };
-    let ready = reachable && migrated;
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": {"config": "ok", "ledger": if reachable { "ok" } else { "unreachable" },
-                   "migrations": if migrated { "ok" } else { "pending" },
-                   "rate_limits": rate_limits(&state).await},
+    if state.draining.is_draining() {
+        return not_ready(
+            json!({"config": "ok", "ledger": "not_checked", "migrations": "not_checked",
+                                "shutdown": "draining"}),
+            "the gateway is shutting down",
+        );
+    }
+    let ledger = tokio::time::timeout(READY_WITHIN, check_ledger(&state));
+    let (checked, rate_limits) = tokio::join!(ledger, rate_limits(&state));
+    let checked = checked.unwrap_or_else(|_| {
+        Err(LedgerCheck::Failed {
+            outage: Outage::Unreachable,
+            cause: format!("the ledger did not answer within {} ms", READY_WITHIN.as_millis()),
+        })
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
+    match checked {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "checks": {"config": "ok", "ledger": "ok", "migrations": "ok",
+                                                       "rate_limits": rate_limits}})),
+        )
+            .into_response(),
+        Err(LedgerCheck::Pending) => not_ready(
+            json!({"config": "ok", "ledger": "ok", "migrations": "pending", "rate_limits": rate_limits}),
+            "migrations are pending",
+        ),
+        Err(LedgerCheck::Failed { outage, cause }) => {
+            tracing::warn!(cause = %cause, "not ready: the ledger cannot take writes");
+            let checks = json!({"config": "ok", "ledger": outage.as_str(), "migrations": "unknown",
+                                "rate_limits": rate_limits});
+            not_ready(checks, &cause)
+        }
+    }
+}
+
+enum LedgerCheck {
+    Pending,
+    Failed { outage: Outage, cause: String },
+}
+
+impl From<LedgerError> for LedgerCheck {
+    fn from(e: LedgerError) -> Self {
+        LedgerCheck::Failed { outage: e.outage().unwrap_or(Outage::WriteFailing), cause: e.to_string() }
+    }
+}
+
+async fn check_ledger(state: &AppState) -> Result<(), LedgerCheck> {
+    let ledger = &state.driver.ledger;
+    // Migrations stay applied once they are: read until seen, then never again.
+    if !state.migrated.load(Ordering::Relaxed) {
+        if !ledger.is_migrated().await? {
+            return Err(LedgerCheck::Pending);
+        }
+        state.migrated.store(true, Ordering::Relaxed);
+    }
+    ledger.check_writable(&state.driver.owner, OffsetDateTime::now_utc()).await?;
+    Ok(())
+}
+
+fn not_ready(checks: Value, cause: &str) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "checks": checks, "cause": cause})))
+        .into_response()
 }
 
 /// Where provider quotas are decided (SPEC §11): `local`, `shared`, or, while the shared store
 /// fails, `local_fallback` (still ready: each process limits itself) or `store_unavailable`
 /// (providers with `on_store_error = "deny"` refuse calls; the others still serve, so the
-/// process stays ready). The worst provider's mode is the one named.
+/// process stays ready). The worst provider's mode is the one named. Each probe is bounded by
+/// `redis.timeout_ms`, well within [`READY_WITHIN`].
 async fn rate_limits(state: &AppState) -> &'static str {
     use crate::resilience::QuotaMode;
     let rank = |m: &QuotaMode| match m {

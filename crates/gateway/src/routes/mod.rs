@@ -10,12 +10,16 @@ mod providers;
 pub use providers::{LatencyMs, ProviderHealth, ProviderList, ProviderRateLimit, ProviderView};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cancelgate_core::ErrorCode;
 
+use crate::clients::Scope;
 use crate::conn_limits;
 use crate::error::ApiError;
+use crate::extract::{self, Caller};
 use crate::state::AppState;
 use crate::{request_id, telemetry};
 
@@ -34,13 +38,56 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/errors/{code}"),
 ];
 
+/// The scope each `/v1` route needs (SPEC §7), by method and route path. [`authorize`] checks it
+/// before any handler runs; a `/v1` route missing here is refused to every client, so a new route
+/// cannot be reached without declaring its scope. (`HEAD` is `GET`'s.)
+pub const V1_SCOPES: &[(&str, &str, Scope)] = &[
+    ("POST", "/v1/cancellations", Scope::Cancel),
+    ("GET", "/v1/cancellations", Scope::Read),
+    ("GET", "/v1/cancellations/{id}", Scope::Read),
+    ("GET", "/v1/providers", Scope::Read),
+];
+
+/// The scope `method` on the route `path` needs, if the route declares one.
+pub fn required_scope(method: &http::Method, path: &str) -> Option<Scope> {
+    let method = if method == http::Method::HEAD { "GET" } else { method.as_str() };
+    V1_SCOPES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, scope)| *scope)
+}
+
+/// Every `/v1` route: the caller is authenticated (`401`), then must hold the route's scope
+/// (`403`), before the handler reads anything else: nothing is recorded or sent for a caller
+/// outside its scopes. The handler gets the client as [`Caller`].
+pub async fn authorize(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let client = match extract::authenticate(request.headers(), &state) {
+        Ok(client) => client,
+        Err(e) => return e.into_response(),
+    };
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let Some(scope) = route.and_then(|path| required_scope(request.method(), path)) else {
+        return ApiError::internal(format!("the route {} {route:?} declares no scope", request.method()))
+            .into_response();
+    };
+    if !client.scopes.contains(scope) {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            format!("This client's scopes do not include `{}`, which this route needs.", scope.as_str()),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(Caller(client));
+    next.run(request).await
+}
+
 pub fn router(state: AppState) -> Router {
+    let draining = state.draining.clone();
     let max_body = state.settings.limits.max_body_bytes;
     let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let v1 = Router::new()
         .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
         .route("/v1/cancellations/{id}", get(cancellations::get))
-        .route("/v1/providers", get(providers::list));
+        .route("/v1/providers", get(providers::list))
+        // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .merge(v1)
         .route("/healthz", get(health::healthz))
@@ -60,5 +107,25 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(telemetry::middleware))
         // Outermost: every response, errors and fallbacks included, carries the request id.
         .layer(axum::middleware::from_fn(request_id::middleware))
+        // Once draining, HTTP/1 answers close their connection (see `conn_limits::Drain`).
+        .layer(axum::middleware::from_fn_with_state(draining, conn_limits::close_while_draining))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_v1_route_declares_a_scope() {
+        let v1: Vec<_> = ROUTES.iter().filter(|(_, path)| path.starts_with("/v1/")).collect();
+        for (method, path) in &v1 {
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            assert!(required_scope(&method, path).is_some(), "{method} {path} declares no scope");
+        }
+        assert_eq!(V1_SCOPES.len(), v1.len(), "a scope for a route that does not exist");
+        assert_eq!(required_scope(&http::Method::HEAD, "/v1/providers"), Some(Scope::Read));
+        assert_eq!(required_scope(&http::Method::POST, "/v1/cancellations"), Some(Scope::Cancel));
+        assert_eq!(required_scope(&http::Method::DELETE, "/v1/cancellations"), None);
+    }
 }
