@@ -885,6 +885,46 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_quota_needs_a_usable_redis_and_its_url_is_never_printed() {
+        let shared = format!("{CHARGEAPI}[rate_limit]\nper_second = 5\nscope = \"shared\"\n");
+        let dir = dir_with(GATEWAY, &shared);
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("providers.chargeapi.rate_limit.scope") && e.contains("redis.url"), "{e}");
+        let with_redis = |url: &str| {
+            Settings::load_with_env(
+                dir.path(),
+                env(&[("CANCELGATE__REDIS__URL", url), ("CANCELGATE__REDIS__KEY_PREFIX", "fleet-a")]),
+            )
+        };
+        for bad in ["http://127.0.0.1:6379", "redis://", "not a url :pw@x"] {
+            let e = with_redis(bad).unwrap_err().to_string();
+            assert!(e.contains("redis.url") && !e.contains(":pw@"), "{bad}: {e}");
+        }
+        let s = with_redis("redis://:s3cret@127.0.0.1:6379/0").unwrap();
+        let limit = &s.providers["chargeapi"].rate_limit;
+        assert_eq!(
+            (limit.scope, limit.on_store_error, limit.burst_or_default()),
+            (RateLimitScope::Shared, OnStoreError::Local, 5)
+        );
+        let shown = format!("{}{s:?}", Redacted(&s));
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("providers.chargeapi.rate_limit.scope = \"shared\"") && shown.contains("redis.key_prefix"),
+            "{shown}"
+        );
+        let e = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("CANCELGATE__REDIS__URL", "redis://x"),
+                ("CANCELGATE__PROVIDERS__CHARGEAPI__RATE_LIMIT__ON_STORE_ERROR", "maybe"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("on_store_error"), "{e}");
+    }
+
+    #[test]
     fn invalid_values_are_refused_with_their_key() {
         let dir = dir_with(GATEWAY, &format!("{CHARGEAPI}[retry]\nmax_attempts = 0\n"));
         let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
