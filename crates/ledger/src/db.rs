@@ -176,6 +176,8 @@ const FIRST_CONNECT_WITHIN: Duration = Duration::from_secs(5);
 const DIAGNOSIS_TIMEOUT: Duration = Duration::from_millis(300);
 /// A diagnosis younger than this answers for the next pool timeouts.
 const DIAGNOSIS_REUSE: Duration = Duration::from_secs(1);
+/// How long a request waits for a connection of a pool that is busy, not down.
+const BUSY_POOL_WAIT: Duration = Duration::from_secs(5);
 /// A write that succeeded this recently, with no failure since, proves the ledger takes writes:
 /// `/readyz` then needs no probe of its own (it is polled often; under load writes are constant).
 const WRITE_FRESH: Duration = Duration::from_secs(1);
@@ -362,7 +364,8 @@ impl Db {
     where
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
-        let mut tx = self.pg(pool, pool.begin().await).await?;
+        let mut conn = self.pg_acquire(pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Dropping `tx` on an error rolls it back.
         match work(Tx::Pg(&mut tx)).await? {
             Decision::Keep(value) => {
@@ -376,11 +379,24 @@ impl Db {
         }
     }
 
-    /// A pool operation's result, its pool timeout diagnosed (see [`Db::no_connection`]).
-    async fn pg<T>(&self, pool: &PgPool, result: Result<T, sqlx::Error>) -> Result<T, LedgerError> {
-        match result {
-            Err(sqlx::Error::PoolTimedOut) => Err(self.no_connection(pool).await),
-            other => other.map_err(LedgerError::from),
+    /// A connection from the pool, its timeout diagnosed (see [`Db::no_connection`]). A database
+    /// that is down or unreachable fails after one acquire timeout (SPEC §12: `ledger_unavailable`
+    /// within a second), but one that answers while every pooled connection is in use (a burst)
+    /// is waited for up to [`BUSY_POOL_WAIT`]: a busy pool is not an outage, and shedding it would
+    /// turn every burst into 503s. (The caller's own wait is bounded by `respond_within_ms`.)
+    async fn pg_acquire(&self, pool: &PgPool) -> Result<sqlx::pool::PoolConnection<Postgres>, LedgerError> {
+        let deadline = Instant::now() + BUSY_POOL_WAIT;
+        loop {
+            match pool.acquire().await {
+                Ok(conn) => return Ok(conn),
+                Err(sqlx::Error::PoolTimedOut) => {
+                    let error = self.no_connection(pool).await;
+                    if error.outage() != Some(Outage::Busy) || Instant::now() >= deadline {
+                        return Err(error);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -434,7 +450,8 @@ impl Db {
         Ok(match &self.conn {
             Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().map(Row::Sqlite).collect(),
             Conn::Pg(pool) => {
-                self.pg(pool, bind_pg(sql.pg, args).fetch_all(pool).await).await?.into_iter().map(Row::Pg).collect()
+                let mut conn = self.pg_acquire(pool).await?;
+                bind_pg(sql.pg, args).fetch_all(&mut *conn).await?.into_iter().map(Row::Pg).collect()
             }
         })
     }
@@ -442,7 +459,10 @@ impl Db {
     pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match &self.conn {
             Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().next().map(Row::Sqlite),
-            Conn::Pg(pool) => self.pg(pool, bind_pg(sql.pg, args).fetch_optional(pool).await).await?.map(Row::Pg),
+            Conn::Pg(pool) => {
+                let mut conn = self.pg_acquire(pool).await?;
+                bind_pg(sql.pg, args).fetch_optional(&mut *conn).await?.map(Row::Pg)
+            }
         })
     }
 
@@ -455,7 +475,10 @@ impl Db {
                     .next()
                     .ok_or_else(|| LedgerError::Corrupt(format!("no row from {:?}", sql.sqlite)))?,
             ),
-            Conn::Pg(pool) => Row::Pg(self.pg(pool, bind_pg(sql.pg, args).fetch_one(pool).await).await?),
+            Conn::Pg(pool) => {
+                let mut conn = self.pg_acquire(pool).await?;
+                Row::Pg(bind_pg(sql.pg, args).fetch_one(&mut *conn).await?)
+            }
         })
     }
 
@@ -482,7 +505,12 @@ impl Db {
                 self.write(move |mut tx| Box::pin(async move { tx.execute(sql, args).await.map(Decision::Keep) })).await
             }
             Conn::Pg(pool) => {
-                let result = self.pg(pool, bind_pg(sql.pg, args).execute(pool).await).await.map(|r| r.rows_affected());
+                let result = match self.pg_acquire(pool).await {
+                    Ok(mut conn) => {
+                        bind_pg(sql.pg, args).execute(&mut *conn).await.map(|r| r.rows_affected()).map_err(Into::into)
+                    }
+                    Err(e) => Err(e),
+                };
                 self.state.health.record(&result);
                 result
             }
