@@ -169,8 +169,50 @@ fn cancellation_example(status: &str) -> serde_json::Value {
     })
 }
 
+/// A real batch of two items (the second shed by a full bulkhead), as the gateway answers it.
+fn batch_example(status: &str) -> serde_json::Value {
+    let mut cancellation = cancellation_example(if status == "processing" { "processing" } else { "cancelled" });
+    cancellation["batch_id"] = serde_json::json!("cb_01JD7Q2Z3X4Y5W6V7U8T9S0R1Q");
+    cancellation["metadata"] = serde_json::json!({});
+    let shed = serde_json::json!({
+        "type": "/errors/provider_unavailable", "title": "Provider unavailable", "status": 503,
+        "code": "provider_unavailable", "reason": null,
+        "detail": "The provider has as many cancellations in flight as allowed; nothing was sent.",
+        "retryable": true, "provider": "accommodation", "reference": "BK_EXAMPLE_001",
+        "cancellation_id": null, "request_id": "0f5c2a7e-3b1d-4c8e-9a6f-2d7b8e1c4a90", "upstream": null,
+    });
+    serde_json::json!({
+        "id": "cb_01JD7Q2Z3X4Y5W6V7U8T9S0R1Q",
+        "object": "cancellation_batch",
+        "status": status,
+        "items": [
+            {"index": 0, "cancellation": cancellation, "error": null},
+            {"index": 1, "cancellation": null, "error": shed},
+        ],
+        "metadata": {"trip_id": "T-9"},
+        "replayed": false,
+        "created_at": "2026-04-01T01:38:06.501Z",
+        "updated_at": if status == "processing" { "2026-04-01T01:38:16.514Z" } else { "2026-04-01T01:38:06.931Z" },
+    })
+}
+
 /// Examples on the cancellation answers.
 fn add_examples(doc: &mut Document) {
+    let batches: [(&str, &str, &str, &str); 3] = [
+        ("/v1/cancellation-batches", "post", "200", "partially_failed"),
+        ("/v1/cancellation-batches", "post", "202", "processing"),
+        ("/v1/cancellation-batches/{id}", "get", "200", "partially_failed"),
+    ];
+    for (path, method, status, example) in batches {
+        let Some(operation) = doc.paths.paths.get_mut(path).and_then(|item| operation_mut(item, method)) else {
+            continue;
+        };
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status)
+            && let Some(content) = response.content.get_mut("application/json")
+        {
+            content.example = Some(batch_example(example));
+        }
+    }
     let answers: [(&str, &str, &str, &str); 4] = [
         ("/v1/cancellations", "post", "200", "cancelled"),
         ("/v1/cancellations", "post", "202", "processing"),
