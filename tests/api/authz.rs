@@ -44,6 +44,8 @@ async fn every_v1_route_requires_a_client_key() {
         (reqwest::Method::GET, "/v1/cancellations"),
         (reqwest::Method::GET, "/v1/cancellations?limit=1"),
         (reqwest::Method::GET, "/v1/cancellations/can_01JD000000000000000000000"),
+        (reqwest::Method::POST, "/v1/cancellation-batches"),
+        (reqwest::Method::GET, "/v1/cancellation-batches/cb_01JD000000000000000000000"),
     ];
     let bad_auth =
         [None, Some("Bearer nope"), Some("Basic Y2c6eA=="), Some("Bearer"), Some(DEMO_KEY), Some("bearer  ")];

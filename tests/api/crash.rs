@@ -206,6 +206,7 @@ async fn leave_an_answered_attempt(
         owner: dead.to_owned(),
         now,
         lease_until: now + time::Duration::minutes(1),
+        batch_id: None,
     };
     assert!(matches!(ledger.begin(new).await.unwrap(), Begin::Fresh(_)));
     let n = ledger.start_attempt(id, dead, now).await.unwrap();

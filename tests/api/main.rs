@@ -7,6 +7,7 @@
 mod accommodation;
 mod authz;
 mod bad_input;
+mod batches;
 mod chargeapi;
 mod concurrency;
 mod crash;

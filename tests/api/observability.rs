@@ -213,6 +213,7 @@ async fn seed_ledger(url: &str, reviews: usize) {
             owner: "gw_seed".to_owned(),
             now,
             lease_until: now + time::Duration::minutes(1),
+            batch_id: None,
         };
         assert!(matches!(ledger.begin(new).await.unwrap(), Begin::Fresh(_)));
         let fin = if n < reviews {

@@ -295,7 +295,16 @@ async fn examples_are_real_answers() {
         (&schemas["Cancellation"], &get["responses"]["200"]["content"]["application/json"]["example"]),
         (&schemas["CancellationList"], &list["responses"]["200"]["content"]["application/json"]["example"]),
         (&schemas["CancelBody"], &schemas["CancelBody"]["example"]),
+        (&schemas["BatchBody"], &schemas["BatchBody"]["example"]),
     ];
+    let batches = &doc["paths"]["/v1/cancellation-batches"]["post"]["responses"];
+    let batch_get = &doc["paths"]["/v1/cancellation-batches/{id}"]["get"]["responses"]["200"];
+    for example in [&batches["200"], &batches["202"], batch_get] {
+        let example = &example["content"]["application/json"]["example"];
+        assert!(example.is_object(), "a batch example is missing");
+        let problems = violations(&doc, &schemas["CancellationBatch"], example, "");
+        assert!(problems.is_empty(), "{problems:?} in {example:#}");
+    }
     for (schema, example) in examples {
         assert!(example.is_object(), "an example is missing");
         let problems = violations(&doc, schema, example, "");

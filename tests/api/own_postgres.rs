@@ -84,8 +84,11 @@ impl OwnPostgres {
     pub fn start_again(&self) {
         let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         reap(&orphans, Duration::from_secs(10));
+        // `synchronous_commit` stays on: `fsync` off spares the disk, but a commit must still
+        // reach the WAL before it is acknowledged, or a `-m immediate` stop loses committed
+        // work (the last migrations applied at start, whose loss then reads as a gateway bug).
         let options = format!(
-            "-p {} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "-p {} -h 127.0.0.1 -k {} -c fsync=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );

@@ -174,22 +174,29 @@ impl CancelBody {
             return Err(ApiError::invalid("language", "The language is a code such as `EN` or `en-GB`."));
         }
         if let Some(metadata) = &self.metadata {
-            if metadata.len() > MAX_METADATA_ENTRIES {
-                return Err(ApiError::invalid("metadata", format!("At most {MAX_METADATA_ENTRIES} metadata entries.")));
-            }
-            for (k, v) in metadata {
-                if k.is_empty() || too_long(k, MAX_METADATA_KEY_CHARS) || too_long(v, MAX_METADATA_VALUE_CHARS) {
-                    return Err(ApiError::invalid(
-                        "metadata",
-                        format!(
-                            "Metadata keys have 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}."
-                        ),
-                    ));
-                }
-            }
+            check_metadata(metadata)?;
         }
         Ok(())
     }
+}
+
+/// The bounds of `metadata` (a cancellation's or a batch's).
+fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let too_long = |s: &str, max: usize| s.chars().count() > max;
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(ApiError::invalid("metadata", format!("At most {MAX_METADATA_ENTRIES} metadata entries.")));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || too_long(k, MAX_METADATA_KEY_CHARS) || too_long(v, MAX_METADATA_VALUE_CHARS) {
+            return Err(ApiError::invalid(
+                "metadata",
+                format!(
+                    "Metadata keys have 1 to {MAX_METADATA_KEY_CHARS} characters, values at most {MAX_METADATA_VALUE_CHARS}."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A member of the body.
@@ -472,6 +479,209 @@ impl<'de> serde::de::Visitor<'de> for MetadataEntries<'_> {
     }
 }
 
+/// The most items a batch may have (SPEC §10).
+pub const MAX_BATCH_ITEMS: usize = 50;
+
+/// `POST /v1/cancellation-batches` body: 1–50 items, each with exactly the members and rules of
+/// a single cancel's body, and the batch's own `metadata`. Unknown and repeated members are
+/// refused at any depth; `param` names an item's member as `items[2].reference`.
+// Parsed by `BatchBody::parse` in one pass, each item by the single cancel's own visitor.
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [
+    {"provider": "chargeapi", "reference": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq"},
+    {"provider": "frontpayment", "reference": "3f1c0a9e-5b7d-4c2e-9a61-2d8f4b6e7a10", "reason": "Trip cancelled"},
+    {"provider": "accommodation", "reference": "BK_EXAMPLE_001", "language": "EN"}],
+    "metadata": {"trip_id": "T-9"}}))]
+pub struct BatchBody {
+    /// The cancellations, 1 to 50; no two may name the same (provider, account, reference).
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<CancelBody>,
+    /// At most 20 entries: stored and returned with the batch, never sent upstream.
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::metadata_schema)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// `"metadata": null` was given (the fingerprint is of the JSON value).
+    #[serde(skip)]
+    metadata_null: bool,
+}
+
+impl BatchBody {
+    /// Parse a batch body; every item is checked by the single cancel's rules, its problems
+    /// named `items[i].member` (`items[i]` when the item is not an object).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        let mut failure = None;
+        let mut at = None;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = serde::Deserializer::deserialize_map(&mut de, BatchVisitor { failure: &mut failure, at: &mut at })
+            .and_then(|body| de.end().map(|()| body));
+        let body = parsed.map_err(|e| match (at, e.classify()) {
+            (Some(i), serde_json::error::Category::Data) => match failure {
+                None => ApiError::invalid(format!("items[{i}]"), "Each item must be a JSON object."),
+                failure => in_item(refusal(&e, failure), i),
+            },
+            _ => refusal(&e, failure),
+        })?;
+        if body.items.is_empty() {
+            return Err(ApiError::invalid("items", format!("A batch has 1 to {MAX_BATCH_ITEMS} items.")));
+        }
+        if let Some(metadata) = &body.metadata {
+            check_metadata(metadata)?;
+        }
+        for (i, item) in body.items.iter().enumerate() {
+            item.check_lengths().map_err(|e| in_item(e, i))?;
+        }
+        Ok(body)
+    }
+
+    /// SHA-256 (hex) over the items' fingerprints in order and the batch's canonical metadata:
+    /// the same JSON value gives the same fingerprint whatever its key order or spacing.
+    pub fn fingerprint(&self) -> String {
+        let mut out = Vec::with_capacity(16 + 65 * self.items.len());
+        out.extend_from_slice(b"batch:");
+        for item in &self.items {
+            out.extend_from_slice(item.fingerprint().as_bytes());
+            out.push(b',');
+        }
+        out.extend_from_slice(b"|metadata:");
+        match &self.metadata {
+            Some(map) => {
+                for (k, v) in map {
+                    push_json_str(&mut out, k);
+                    out.push(b':');
+                    push_json_str(&mut out, v);
+                    out.push(b',');
+                }
+            }
+            None if self.metadata_null => out.extend_from_slice(b"null"),
+            None => {}
+        }
+        hex::encode(Sha256::digest(&out))
+    }
+}
+
+/// An item's problem, its `param` placed inside the item.
+pub fn in_item(mut error: ApiError, index: usize) -> ApiError {
+    error.param = Some(match error.param.take() {
+        Some(param) if param != "body" => format!("items[{index}].{param}"),
+        _ => format!("items[{index}]"),
+    });
+    error
+}
+
+struct BatchVisitor<'a> {
+    failure: &'a mut Option<Failure>,
+    /// The item being read, while one is.
+    at: &'a mut Option<usize>,
+}
+
+impl<'de> serde::de::Visitor<'de> for BatchVisitor<'_> {
+    type Value = BatchBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a cancellation batch object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<BatchBody, A::Error> {
+        let (failure, at) = (self.failure, self.at);
+        let (mut items, mut metadata, mut metadata_null) = (None, None, false);
+        let mut seen_metadata = false;
+        while let Some(name) = map.next_key::<String>()? {
+            match name.as_str() {
+                "items" => {
+                    if items.is_some() {
+                        return Err(stop(failure, repeated(name)));
+                    }
+                    let seed = ItemsSeed { failure: &mut *failure, at: &mut *at };
+                    let value = map.next_value_seed(seed).inspect_err(|_| {
+                        if failure.is_none() && at.is_none() {
+                            *failure = Some(Failure::Value {
+                                param: "items".to_owned(),
+                                expected: "an array of 1 to 50 cancellation objects",
+                            });
+                        }
+                    })?;
+                    items = Some(value);
+                }
+                "metadata" => {
+                    if std::mem::replace(&mut seen_metadata, true) {
+                        return Err(stop(failure, repeated(name)));
+                    }
+                    let value = map.next_value_seed(MetadataSeed { failure: &mut *failure }).inspect_err(|_| {
+                        if failure.is_none() {
+                            *failure = Some(Failure::Value {
+                                param: "metadata".to_owned(),
+                                expected: "an object whose values are strings",
+                            });
+                        }
+                    })?;
+                    metadata_null = value.is_none();
+                    metadata = value;
+                }
+                _ => {
+                    let error = ApiError::invalid(name, "Unknown member: a batch has only items and metadata.");
+                    return Err(stop(failure, Failure::Refused(error)));
+                }
+            }
+        }
+        let Some(items) = items else {
+            return Err(stop(failure, Failure::Refused(ApiError::invalid("items", "`items` is required."))));
+        };
+        Ok(BatchBody { items, metadata, metadata_null })
+    }
+}
+
+/// `items`: an array of cancellation bodies, each read by the single cancel's visitor.
+struct ItemsSeed<'a> {
+    failure: &'a mut Option<Failure>,
+    at: &'a mut Option<usize>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = Vec<CancelBody>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
+    type Value = Vec<CancelBody>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of cancellation objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let index = items.len();
+            *self.at = Some(index);
+            let Some(item) = seq.next_element_seed(ItemSeed { failure: &mut *self.failure })? else { break };
+            if index == MAX_BATCH_ITEMS {
+                *self.at = None;
+                let error = ApiError::invalid("items", format!("A batch has 1 to {MAX_BATCH_ITEMS} items."));
+                return Err(stop(self.failure, Failure::Refused(error)));
+            }
+            items.push(item);
+        }
+        *self.at = None;
+        Ok(items)
+    }
+}
+
+struct ItemSeed<'a> {
+    failure: &'a mut Option<Failure>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = CancelBody;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(BodyVisitor { failure: self.failure })
+    }
+}
+
 /// The status of a cancellation (SPEC §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -534,6 +744,71 @@ pub struct Cancellation {
     pub error: Option<serde_json::Value>,
     pub metadata: BTreeMap<String, String>,
     pub upstream: Option<UpstreamSnapshot>,
+    /// The batch (`cb_…`, SPEC §10) this cancellation is an item of; null for a single cancel.
+    #[schema(example = json!(null))]
+    pub batch_id: Option<String>,
+}
+
+/// The status of a batch (SPEC §10), from its items: `processing` while any item is; else
+/// `needs_review` if any is; else `completed` when every item is cancelled, `failed` when none
+/// is, `partially_failed` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Processing,
+    NeedsReview,
+    Completed,
+    Failed,
+    PartiallyFailed,
+}
+
+impl BatchStatus {
+    /// The batch's status from its items' statuses (an item that was never recorded is `failed`).
+    pub fn of(items: impl IntoIterator<Item = Status> + Clone) -> Self {
+        let any = |s: Status| items.clone().into_iter().any(|x| x == s);
+        if any(Status::Processing) {
+            BatchStatus::Processing
+        } else if any(Status::NeedsReview) {
+            BatchStatus::NeedsReview
+        } else if items.clone().into_iter().all(|x| x == Status::Cancelled) {
+            BatchStatus::Completed
+        } else if !any(Status::Cancelled) {
+            BatchStatus::Failed
+        } else {
+            BatchStatus::PartiallyFailed
+        }
+    }
+}
+
+/// One item of a batch: its Cancellation, or (shed by a limit, never recorded) its problem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchItemView {
+    /// The item's position in the request, from 0.
+    pub index: u32,
+    pub cancellation: Option<Cancellation>,
+    /// The item's problem (SPEC §3) when it has no cancellation.
+    #[schema(value_type = Option<crate::openapi::ProblemSchema>)]
+    pub error: Option<serde_json::Value>,
+}
+
+/// The CancellationBatch object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancellationBatch {
+    #[schema(example = "cb_01JD7Q2Z3X4Y5W6V7U8T9S0R1P")]
+    pub id: String,
+    /// Always `cancellation_batch`.
+    #[schema(value_type = String, pattern = "^cancellation_batch$", example = "cancellation_batch")]
+    pub object: &'static str,
+    pub status: BatchStatus,
+    pub items: Vec<BatchItemView>,
+    pub metadata: BTreeMap<String, String>,
+    /// Whether this answer replays an earlier request with the same idempotency key.
+    pub replayed: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The latest change of the batch or of any of its items.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 /// RFC 3339 in UTC with exactly three fractional digits, as the providers' own examples are:
@@ -551,6 +826,38 @@ mod tests {
     #[track_caller]
     fn param_of(body: &str) -> String {
         CancelBody::parse(body.as_bytes()).unwrap_err().param.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_batch_status_follows_from_its_items() {
+        use Status::{Cancelled as C, Failed as F, NeedsReview as R, Processing as P};
+        let of = |items: &[Status]| BatchStatus::of(items.to_vec());
+        assert_eq!(of(&[C, C, C]), BatchStatus::Completed);
+        assert_eq!(of(&[C, F, C]), BatchStatus::PartiallyFailed);
+        assert_eq!(of(&[F, F]), BatchStatus::Failed);
+        assert_eq!(of(&[C, R, F]), BatchStatus::NeedsReview);
+        assert_eq!(of(&[R, P, C]), BatchStatus::Processing, "processing wins over review");
+    }
+
+    #[test]
+    fn batch_items_are_parsed_by_the_single_cancels_rules() {
+        let param = |body: &str| BatchBody::parse(body.as_bytes()).unwrap_err().param.clone().unwrap_or_default();
+        let ok = r#"{"provider":"chargeapi","reference":"res_1"}"#;
+        assert_eq!(param(&format!(r#"{{"items":[{ok},{{"provider":"chargeapi"}}]}}"#)), "items[1].reference");
+        assert_eq!(param(&format!(r#"{{"items":[{ok},{ok}],"items":[{ok}]}}"#)), "items");
+        assert_eq!(param(&format!(r#"{{"items":[{ok}],"metadata":{{"a":"1","a":"2"}}}}"#)), "metadata.a");
+        assert_eq!(param(r#"{"items":{}}"#), "items");
+        assert_eq!(param(r#"{"metadata":{}}"#), "items");
+        assert_eq!(param(&format!(r#"{{"items":[{ok},"x"]}}"#)), "items[1]");
+        let long = "x".repeat(501);
+        let item = format!(r#"{{"provider":"chargeapi","reference":"r","reason":"{long}"}}"#);
+        assert_eq!(param(&format!(r#"{{"items":[{ok},{item}]}}"#)), "items[1].reason");
+        // The fingerprint is of the JSON value.
+        let a = BatchBody::parse(format!(r#"{{"items":[{ok}],"metadata":{{"a":"1","b":"2"}}}}"#).as_bytes()).unwrap();
+        let b = BatchBody::parse(format!(r#"{{ "metadata":{{"b":"2","a":"1"}}, "items":[{ok}]}}"#).as_bytes()).unwrap();
+        let c = BatchBody::parse(format!(r#"{{"items":[{ok}],"metadata":null}}"#).as_bytes()).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
     }
 
     #[test]

@@ -20,7 +20,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::api::{CancelBody, Cancellation, Status, UpstreamSnapshot};
+use crate::api::{
+    BatchBody, BatchItemView, BatchStatus, CancelBody, Cancellation, CancellationBatch, Status, UpstreamSnapshot,
+};
 
 /// The document as served at `/openapi.json`: [`openapi`], with what utoipa's types cannot say:
 /// the per-provider reference formats ([`reference_formats`]) and the links from a created
@@ -155,6 +157,7 @@ fn cancellation_example(status: &str) -> serde_json::Value {
         "updated_at": if settled { "2026-04-01T01:38:06.931Z" } else { "2026-04-01T01:38:16.514Z" },
         "error": null,
         "metadata": {"order_id": "A-1001"},
+        "batch_id": null,
         "upstream": if settled {
             serde_json::json!({"status": 200, "body": {
                 "id": reference, "object": "reservation", "status": "cancelled",
@@ -166,8 +169,50 @@ fn cancellation_example(status: &str) -> serde_json::Value {
     })
 }
 
+/// A real batch of two items (the second shed by a full bulkhead), as the gateway answers it.
+fn batch_example(status: &str) -> serde_json::Value {
+    let mut cancellation = cancellation_example(if status == "processing" { "processing" } else { "cancelled" });
+    cancellation["batch_id"] = serde_json::json!("cb_01JD7Q2Z3X4Y5W6V7U8T9S0R1Q");
+    cancellation["metadata"] = serde_json::json!({});
+    let shed = serde_json::json!({
+        "type": "/errors/provider_unavailable", "title": "Provider unavailable", "status": 503,
+        "code": "provider_unavailable", "reason": null,
+        "detail": "The provider has as many cancellations in flight as allowed; nothing was sent.",
+        "retryable": true, "provider": "accommodation", "reference": "BK_EXAMPLE_001",
+        "cancellation_id": null, "request_id": "0f5c2a7e-3b1d-4c8e-9a6f-2d7b8e1c4a90", "upstream": null,
+    });
+    serde_json::json!({
+        "id": "cb_01JD7Q2Z3X4Y5W6V7U8T9S0R1Q",
+        "object": "cancellation_batch",
+        "status": status,
+        "items": [
+            {"index": 0, "cancellation": cancellation, "error": null},
+            {"index": 1, "cancellation": null, "error": shed},
+        ],
+        "metadata": {"trip_id": "T-9"},
+        "replayed": false,
+        "created_at": "2026-04-01T01:38:06.501Z",
+        "updated_at": if status == "processing" { "2026-04-01T01:38:16.514Z" } else { "2026-04-01T01:38:06.931Z" },
+    })
+}
+
 /// Examples on the cancellation answers.
 fn add_examples(doc: &mut Document) {
+    let batches: [(&str, &str, &str, &str); 3] = [
+        ("/v1/cancellation-batches", "post", "200", "partially_failed"),
+        ("/v1/cancellation-batches", "post", "202", "processing"),
+        ("/v1/cancellation-batches/{id}", "get", "200", "partially_failed"),
+    ];
+    for (path, method, status, example) in batches {
+        let Some(operation) = doc.paths.paths.get_mut(path).and_then(|item| operation_mut(item, method)) else {
+            continue;
+        };
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status)
+            && let Some(content) = response.content.get_mut("application/json")
+        {
+            content.example = Some(batch_example(example));
+        }
+    }
     let answers: [(&str, &str, &str, &str); 4] = [
         ("/v1/cancellations", "post", "200", "cancelled"),
         ("/v1/cancellations", "post", "202", "processing"),
@@ -222,6 +267,23 @@ const ERRORS: &[(&str, &str, &[ErrorCode])] = {
         ),
         ("/v1/cancellations", "get", &[InvalidRequest, Unauthorized, RateLimited, Internal, LedgerUnavailable]),
         ("/v1/cancellations/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, LedgerUnavailable]),
+        (
+            "/v1/cancellation-batches",
+            "post",
+            &[
+                InvalidRequest,
+                Unauthorized,
+                Forbidden,
+                RequestInProgress,
+                PayloadTooLarge,
+                IdempotencyKeyReused,
+                RateLimited,
+                Internal,
+                ProviderUnavailable,
+                LedgerUnavailable,
+            ],
+        ),
+        ("/v1/cancellation-batches/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, LedgerUnavailable]),
         ("/v1/providers", "get", &[Unauthorized, Internal]),
         ("/errors/{code}", "get", &[NotFound]),
     ]
@@ -477,6 +539,8 @@ pub struct ErrorCodeListSchema {
         create_cancellation,
         list_cancellations,
         get_cancellation,
+        create_cancellation_batch,
+        get_cancellation_batch,
         list_providers,
         healthz,
         readyz,
@@ -490,6 +554,10 @@ pub struct ErrorCodeListSchema {
         CancelBody,
         Cancellation,
         Status,
+        BatchBody,
+        CancellationBatch,
+        BatchItemView,
+        BatchStatus,
         UpstreamSnapshot,
         ProblemSchema,
         UpstreamProblemSchema,
@@ -585,6 +653,40 @@ fn list_cancellations() {}
 )]
 #[allow(dead_code)]
 fn get_cancellation() {}
+
+/// Cancel a trip: up to 50 cancellations, at any providers, in one call.
+///
+/// Not atomic: every item becomes its own Cancellation (with `batch_id`), validated before
+/// anything is recorded, and run concurrently within each provider's limits. An item shed by a
+/// limit carries its problem and has no cancellation. `200` when no item is processing, else
+/// `202` with `Location` once `limits.respond_within_ms` has passed.
+#[utoipa::path(
+    post, path = "/v1/cancellation-batches", tag = "cancellations", operation_id = "createCancellationBatch",
+    request_body(content = BatchBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
+         description = "For the batch as a whole: same key, same client and same body replays the batch (as it stands now, `replayed: true`) without sending anything."),
+        ("X-Request-Id" = Option<String>, Header, description = "As on `POST /v1/cancellations`."),
+    ),
+    responses(
+        (status = 200, description = "No item is processing: every item is final (or was shed).", body = CancellationBatch),
+        (status = 202, description = "Some item is still processing.", body = CancellationBatch,
+         headers(("Location" = String, description = "`/v1/cancellation-batches/{id}`: where to read the batch."))),
+    ),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn create_cancellation_batch() {}
+
+/// One batch, each item as it stands now.
+#[utoipa::path(
+    get, path = "/v1/cancellation-batches/{id}", tag = "cancellations", operation_id = "getCancellationBatch",
+    params(("id" = String, Path, description = "The batch id (`cb_…`).")),
+    responses((status = 200, description = "The batch.", body = CancellationBatch)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn get_cancellation_batch() {}
 
 /// Each provider: accounts (names only) and health.
 #[utoipa::path(

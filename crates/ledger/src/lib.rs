@@ -42,6 +42,7 @@
 //! The ledger never reads the clock: callers pass `now`, which keeps it testable and makes one
 //! request's times consistent. Times are stored in UTC with microsecond precision.
 
+mod batch;
 mod db;
 mod error;
 mod sql;
@@ -58,6 +59,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
+pub use crate::batch::{Batch, BatchBegin, BatchItem, ItemEnd, MAX_BATCH_ITEMS, NewBatch};
 use crate::db::{Arg, Db, Decision, Row, Sql, Tx, args, normalize_time};
 pub use crate::error::{BoxError, LedgerError, NoConnection, Outage, redact_url};
 pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
@@ -538,6 +540,7 @@ async fn try_begin(
                 now,
                 attempts,
                 start_attempt,
+                new.batch_id.as_deref(),
             ],
         )
         .await?;
@@ -759,6 +762,7 @@ fn record_from_row(row: &Row) -> Result<Record, LedgerError> {
         lease_until: row.opt_time("lease_until")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        batch_id: row.opt_text("batch_id")?,
     })
 }
 

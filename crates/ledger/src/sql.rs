@@ -10,7 +10,7 @@ macro_rules! record_columns {
     () => {
         "id, client, provider, account, reference, status, idempotency_key, fingerprint, request, metadata, \
          attempts, ambiguous, cancelled_at, error, upstream, http_status, lease_owner, lease_until, created_at, \
-         updated_at"
+         updated_at, batch_id"
     };
 }
 
@@ -31,8 +31,8 @@ pub(crate) const SELECT_KEY: Sql =
 /// with its first attempt started (`$13` = 1, `$14` = TRUE) or with none (0, FALSE).
 pub(crate) const INSERT_RECORD: Sql = Sql::both(concat!(
     "INSERT INTO cancellations (id, client, provider, account, reference, status, idempotency_key, fingerprint, \
-     request, metadata, attempts, ambiguous, lease_owner, lease_until, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, $13, $14, $10, $11, $12, $12) \
+     request, metadata, attempts, ambiguous, lease_owner, lease_until, created_at, updated_at, batch_id) \
+     VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, $13, $14, $10, $11, $12, $12, $15) \
      ON CONFLICT (provider, account, reference) WHERE status <> 'failed' DO NOTHING RETURNING ",
     record_columns!()
 ));
@@ -188,3 +188,66 @@ pub(crate) const MIGRATIONS_TABLE_EXISTS: Sql = Sql {
 
 pub(crate) const APPLIED_MIGRATIONS: Sql =
     Sql::both("SELECT version, checksum FROM _sqlx_migrations WHERE success = TRUE");
+
+// ---- batches (SPEC §10) ------------------------------------------------------------------------
+
+/// The columns of a [`Record`](crate::Record) of the `cancellations` table aliased `c`.
+macro_rules! record_columns_of_c {
+    () => {
+        "c.id, c.client, c.provider, c.account, c.reference, c.status, c.idempotency_key, c.fingerprint, \
+         c.request, c.metadata, c.attempts, c.ambiguous, c.cancelled_at, c.error, c.upstream, c.http_status, \
+         c.lease_owner, c.lease_until, c.created_at, c.updated_at, c.batch_id"
+    };
+}
+
+macro_rules! batch_columns {
+    () => {
+        "id, client, idempotency_key, fingerprint, metadata, owner, recording_until, created_at, updated_at"
+    };
+}
+
+/// Inserts the batch unless its (client, key) is taken; like a cancellation's key, a racing
+/// insert of the same key waits for the first transaction on PostgreSQL.
+pub(crate) const INSERT_BATCH: Sql = Sql::both(concat!(
+    "INSERT INTO cancellation_batches (id, client, idempotency_key, fingerprint, metadata, owner, recording_until, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+     ON CONFLICT (client, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING ",
+    batch_columns!()
+));
+
+pub(crate) const INSERT_BATCH_ITEM: Sql =
+    Sql::both("INSERT INTO cancellation_batch_items (batch_id, idx, cancellation_id) VALUES ($1, $2, $3)");
+
+pub(crate) const SELECT_BATCH: Sql =
+    Sql::both(concat!("SELECT ", batch_columns!(), " FROM cancellation_batches WHERE id = $1"));
+
+pub(crate) const SELECT_BATCH_BY_KEY: Sql = Sql::both(concat!(
+    "SELECT ",
+    batch_columns!(),
+    " FROM cancellation_batches WHERE client = $1 AND idempotency_key = $2"
+));
+
+/// The items of a batch in order, each with the record it names when that record exists.
+pub(crate) const SELECT_BATCH_ITEMS: Sql = Sql::both(concat!(
+    "SELECT i.idx, i.cancellation_id AS item_cancellation_id, i.item_error, i.item_http_status, ",
+    record_columns_of_c!(),
+    " FROM cancellation_batch_items i LEFT JOIN cancellations c ON c.id = i.cancellation_id \
+     WHERE i.batch_id = $1 ORDER BY i.idx"
+));
+
+/// An item answered by another record than the one it was to be recorded under (a reference
+/// already cancelled, in review or in flight).
+pub(crate) const SET_ITEM_CANCELLATION: Sql =
+    Sql::both("UPDATE cancellation_batch_items SET cancellation_id = $3 WHERE batch_id = $1 AND idx = $2");
+
+/// An item shed before it was recorded: its own problem, no record.
+pub(crate) const SET_ITEM_ERROR: Sql = Sql::both(
+    "UPDATE cancellation_batch_items SET cancellation_id = NULL, item_error = $3, item_http_status = $4 \
+     WHERE batch_id = $1 AND idx = $2",
+);
+
+/// Every item is recorded: a replay with the key no longer waits for this request.
+pub(crate) const SEAL_BATCH: Sql = Sql::both(
+    "UPDATE cancellation_batches SET recording_until = NULL, updated_at = $3 \
+     WHERE id = $1 AND owner = $2 AND recording_until IS NOT NULL",
+);

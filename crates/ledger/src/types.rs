@@ -168,6 +168,8 @@ pub struct NewCancellation {
     pub now: OffsetDateTime,
     /// Until when `owner` holds the lease.
     pub lease_until: OffsetDateTime,
+    /// The batch (SPEC §10) this record is an item of; `None` for a single cancel.
+    pub batch_id: Option<String>,
 }
 
 /// A cancellation record: every field needed to render the SPEC's Cancellation object, plus the
@@ -205,6 +207,8 @@ pub struct Record {
     pub lease_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The batch this record is an item of; `None` for a single cancel.
+    pub batch_id: Option<String>,
 }
 
 /// What [`Ledger::begin`](crate::Ledger::begin) decided. Only `Fresh` stored anything.

@@ -12,6 +12,7 @@ use cancelgate_ledger::{
     AMBIGUOUS, AttemptResult, Backend, Begin, Final, FinalStatus, Ledger, LedgerError, LedgerOptions, ListFilter,
     NewCancellation, Record, Status,
 };
+use cancelgate_ledger::{BatchBegin, ItemEnd, NewBatch};
 use serde_json::json;
 use sqlx::Connection as _;
 use time::OffsetDateTime;
@@ -43,6 +44,7 @@ fn new(id: &str, reference: &str) -> NewCancellation {
         owner: A.to_owned(),
         now: T0,
         lease_until: T0 + LEASE,
+        batch_id: None,
     }
 }
 
@@ -139,6 +141,9 @@ backend_tests!(
     finish_with_attempt_stores_the_answer_and_the_end_together,
     concurrent_writes_that_fail_leave_the_others_stored,
     replays_are_answered_from_what_is_stored,
+    batch_and_items_are_stored_before_any_item_is_recorded,
+    batch_items_follow_their_records_and_their_ends,
+    batch_key_replays_refuses_another_body_and_waits_while_recording,
 );
 
 async fn migrate_twice_is_a_no_op(t: Env) {
@@ -1077,4 +1082,100 @@ async fn ledger_debug_shows_no_password() {
         Ledger::connect(&format!("sqlite://{}/l.db", dir.path().display()), LedgerOptions::default()).await.unwrap();
     assert!(format!("{ledger:?}").contains("Sqlite"));
     ledger.close().await;
+}
+
+fn new_batch(id: &str, key: Option<&str>, items: &[&str]) -> NewBatch {
+    NewBatch {
+        id: id.to_owned(),
+        client: "c1".to_owned(),
+        idempotency_key: key.map(str::to_owned),
+        fingerprint: format!("fp-{}", items.join(",")),
+        metadata: json!({"trip_id": "T-9"}),
+        item_ids: items.iter().map(|i| (*i).to_owned()).collect(),
+        owner: A.to_owned(),
+        now: T0,
+        recording_until: T0 + LEASE,
+    }
+}
+
+fn item_of(batch: &str, id: &str, reference: &str) -> NewCancellation {
+    NewCancellation { batch_id: Some(batch.to_owned()), ..new(id, reference) }
+}
+
+async fn batch_and_items_are_stored_before_any_item_is_recorded(t: Env) {
+    let l = &t.ledger;
+    let BatchBegin::Fresh(b) = l.begin_batch(new_batch("cb_1", None, &["can_1", "can_2"])).await.unwrap() else {
+        panic!("expected a fresh batch");
+    };
+    assert_eq!((b.id.as_str(), b.client.as_str(), &b.metadata), ("cb_1", "c1", &json!({"trip_id": "T-9"})));
+    assert_eq!(b.recording_until, Some(T0 + LEASE));
+    assert!(b.is_recording(T0) && !b.is_recording(T0 + LEASE));
+    let planned: Vec<_> = b.items.iter().map(|i| (i.index, i.cancellation_id.as_deref(), i.record.is_none())).collect();
+    assert_eq!(planned, [(0, Some("can_1"), true), (1, Some("can_2"), true)]);
+    // The batch survives another connection (a restart) as stored.
+    let again = Ledger::connect(&t.url, support::options()).await.unwrap();
+    assert_eq!(again.get_batch("cb_1").await.unwrap(), Some(b));
+    assert_eq!(l.get_batch("cb_nope").await.unwrap(), None);
+    // An empty or oversized batch is refused, storing nothing.
+    assert!(matches!(l.begin_batch(new_batch("cb_2", None, &[])).await, Err(LedgerError::InvalidInput(_))));
+    let many: Vec<String> = (0..51).map(|i| format!("can_x{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(matches!(l.begin_batch(new_batch("cb_3", None, &many)).await, Err(LedgerError::InvalidInput(_))));
+    assert_eq!(l.get_batch("cb_3").await.unwrap(), None);
+}
+
+async fn batch_items_follow_their_records_and_their_ends(t: Env) {
+    let l = &t.ledger;
+    // An earlier single cancel of res_3, already cancelled: item 2 is answered by it.
+    fresh(l, new("can_old", "res_3")).await;
+    l.finish("can_old", A, cancelled(T0)).await.unwrap();
+    l.begin_batch(new_batch("cb_1", None, &["can_1", "can_2", "can_3"])).await.unwrap();
+    let r1 = fresh(l, item_of("cb_1", "can_1", "res_1")).await;
+    assert_eq!(r1.batch_id.as_deref(), Some("cb_1"));
+    assert!(matches!(l.begin(item_of("cb_1", "can_3", "res_3")).await.unwrap(), Begin::ReferenceCancelled(_)));
+    let shed = json!({"code": "rate_limited", "status": 429});
+    let ends = vec![
+        (1, ItemEnd::Refused { error: shed.clone(), http_status: 429 }),
+        (2, ItemEnd::Cancellation("can_old".to_owned())),
+    ];
+    l.seal_batch("cb_1", A, ends, T0 + secs(1)).await.unwrap();
+    let b = l.get_batch("cb_1").await.unwrap().unwrap();
+    assert_eq!(b.recording_until, None, "sealed");
+    assert_eq!(b.items[0].record.as_ref().map(|r| (r.id.as_str(), r.status)), Some(("can_1", Status::Processing)));
+    assert_eq!((b.items[1].cancellation_id.as_deref(), &b.items[1].error), (None, &Some(shed)));
+    assert_eq!(b.items[1].http_status, Some(429));
+    let old = b.items[2].record.as_ref().unwrap();
+    assert_eq!((old.id.as_str(), old.status, old.batch_id.as_deref()), ("can_old", Status::Cancelled, None));
+    // The item follows its record: nothing about the batch is written when the record ends.
+    l.finish("can_1", A, cancelled(T0 + secs(2))).await.unwrap();
+    let b = l.get_batch("cb_1").await.unwrap().unwrap();
+    assert_eq!(b.items[0].record.as_ref().map(|r| r.status), Some(Status::Cancelled));
+    // Sealing again (a lost acknowledgement) changes nothing.
+    l.seal_batch("cb_1", A, Vec::new(), T0 + secs(3)).await.unwrap();
+    assert_eq!(l.get_batch("cb_1").await.unwrap().unwrap().items, b.items);
+}
+
+async fn batch_key_replays_refuses_another_body_and_waits_while_recording(t: Env) {
+    let l = &t.ledger;
+    let first = new_batch("cb_1", Some("k1"), &["can_1"]);
+    assert!(matches!(l.begin_batch(first.clone()).await.unwrap(), BatchBegin::Fresh(_)));
+    // While the first request records its items: in flight, and nothing new stored.
+    let retry = NewBatch { id: "cb_2".to_owned(), item_ids: vec!["can_9".to_owned()], ..first.clone() };
+    assert_eq!(l.begin_batch(retry.clone()).await.unwrap(), BatchBegin::KeyInFlight);
+    let other = NewBatch { fingerprint: "fp-other".to_owned(), ..retry.clone() };
+    assert_eq!(l.begin_batch(other.clone()).await.unwrap(), BatchBegin::KeyReused);
+    assert_eq!(l.get_batch("cb_2").await.unwrap(), None);
+    // Sealed: the same body replays the first batch.
+    l.seal_batch("cb_1", A, Vec::new(), T0).await.unwrap();
+    let BatchBegin::Replay(b) = l.begin_batch(retry.clone()).await.unwrap() else { panic!("expected a replay") };
+    assert_eq!(b.id, "cb_1");
+    assert_eq!(l.begin_batch(other).await.unwrap(), BatchBegin::KeyReused);
+    // A batch whose recording was cut short (its process died) replays once its time is up.
+    l.begin_batch(new_batch("cb_3", Some("k3"), &["can_3"])).await.unwrap();
+    let late = NewBatch { id: "cb_4".to_owned(), now: T0 + LEASE, ..new_batch("cb_3", Some("k3"), &["can_3"]) };
+    let BatchBegin::Replay(b) = l.begin_batch(late).await.unwrap() else { panic!("expected a replay") };
+    assert_eq!((b.id.as_str(), b.items[0].record.is_none()), ("cb_3", true));
+    // Keys are per client.
+    let c2 = NewBatch { id: "cb_5".to_owned(), client: "c2".to_owned(), ..first };
+    assert!(matches!(l.begin_batch(c2).await.unwrap(), BatchBegin::Fresh(_)));
 }

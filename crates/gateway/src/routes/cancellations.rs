@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
-use crate::cancel;
+use crate::cancel::{self, Prepared};
+use crate::clients::Client;
 use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::extract::{Caller, IdempotencyKey};
@@ -23,17 +24,6 @@ use crate::request_id::RequestId;
 use crate::resilience::Shed;
 use crate::state::AppState;
 use crate::telemetry;
-
-/// The record a `begin` found or made, when there is one (for the request span).
-fn begin_id(begin: &Begin) -> Option<&str> {
-    match begin {
-        Begin::Fresh(r) | Begin::Replay(r) | Begin::ReferenceNeedsReview(r) | Begin::ReferenceCancelled(r) => {
-            Some(&r.id)
-        }
-        Begin::ReferenceBusy(r) => Some(&r.id),
-        Begin::KeyInFlight | Begin::KeyReused => None,
-    }
-}
 
 /// `POST /v1/cancellations`.
 pub async fn create(
@@ -65,6 +55,55 @@ pub async fn create(
     telemetry::record("account", prepared.account.name());
     telemetry::record("reference", prepared.request.reference.as_str());
 
+    let id = format!("can_{}", ulid::Ulid::new());
+    let key = key.map(|k| k.as_str().to_owned());
+    let begun = begin_one(&state, &client, &body, prepared, key, id, None, &request_id.0, deadline).await;
+    let begun = begun.inspect_err(|e| {
+        if let Some(id) = &e.cancellation_id {
+            telemetry::record("cancellation_id", id);
+        }
+    })?;
+    telemetry::record("cancellation_id", begun.id());
+    match begun {
+        Begun::Found(record) => Ok(render(&record, true)),
+        Begun::Fresh { record, early } => Ok(render(&settle_one(&state, record, early, deadline).await, false)),
+    }
+}
+
+/// A cancellation once its record is begun.
+pub(crate) enum Begun {
+    /// Recorded now, its first attempt on its way: [`settle_one`] waits for its early word.
+    Fresh { record: Record, early: tokio::sync::oneshot::Receiver<Early> },
+    /// Answered by a record stored before (a replay of the key, a reference already cancelled
+    /// or in review): nothing was sent.
+    Found(Record),
+}
+
+impl Begun {
+    fn id(&self) -> &str {
+        match self {
+            Begun::Fresh { record, .. } | Begun::Found(record) => &record.id,
+        }
+    }
+}
+
+/// The single cancel's path from admission to a begun record, for `POST /v1/cancellations` and
+/// for each item of a batch alike: load is shed before anything is recorded or sent, the record
+/// and its first attempt are stored together on the driver's task (which sends it), and this
+/// waits for the ledger only until `deadline`. The record is `id`, an item of `batch_id` if any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn begin_one(
+    state: &AppState,
+    client: &Client,
+    body: &CancelBody,
+    prepared: Prepared,
+    idempotency_key: Option<String>,
+    id: String,
+    batch_id: Option<String>,
+    request_id: &RequestId,
+    deadline: tokio::time::Instant,
+) -> Result<Begun, ApiError> {
+    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
     // Load is shed before anything is recorded or sent: nothing was attempted, and under
     // overload the ledger must not be the next thing to fall over.
     let admission = prepared
@@ -75,54 +114,49 @@ pub async fn create(
         .map_err(|shed| shed_error(shed).with_target(prepared.entry.id(), prepared.request.reference.as_str()))?;
 
     let now = OffsetDateTime::now_utc();
-    let id = format!("can_{}", ulid::Ulid::new());
     let new = NewCancellation {
-        id: id.clone(),
+        id,
         client: client.name.clone(),
         provider: prepared.entry.id().to_owned(),
         account: prepared.account.name().to_owned(),
         reference: prepared.request.reference.as_str().to_owned(),
-        idempotency_key: key.map(|k| k.as_str().to_owned()),
+        idempotency_key,
         fingerprint: body.fingerprint(),
-        request: stored_request(&prepared.request, &request_id),
+        request: stored_request(&prepared.request, request_id),
         metadata: json!(body.metadata.clone().unwrap_or_default()),
         owner: state.driver.owner.to_string(),
         now,
         lease_until: now + state.driver.ledger.lease(),
+        batch_id,
     };
     let (provider, reference) = (prepared.entry.id().to_owned(), prepared.request.reference.as_str().to_owned());
     let target = |e: ApiError| e.with_target(&provider, &reference);
     // The record and its first attempt are stored together (the attempt is sent right after),
     // on the driver's task: this request waits for it only until its deadline.
-    let started = state.driver.begin_and_drive(new, prepared, admission, request_id.0.clone());
+    let started = state.driver.begin_and_drive(new, prepared, admission, request_id.clone());
     let begin = match tokio::time::timeout_at(deadline, started.begun).await {
         Ok(Ok(begun)) => begun.map_err(|e| target(ledger_error(e)))?,
         Ok(Err(_)) => return Err(target(ApiError::internal("the task recording the request ended without a word"))),
         // Not known to be recorded: a 202 would promise a record that may not exist.
         Err(_) => return Err(target(ledger_too_slow(respond_within))),
     };
-    if let Some(id) = begin_id(&begin) {
-        telemetry::record("cancellation_id", id);
-    }
-    let fresh = match begin {
-        Begin::Fresh(record) => record,
+    match begin {
+        Begin::Fresh(record) => Ok(Begun::Fresh { record, early: started.early }),
         Begin::Replay(record) | Begin::ReferenceNeedsReview(record) | Begin::ReferenceCancelled(record) => {
-            return Ok(render(&record, true));
+            Ok(Begun::Found(record))
         }
-        Begin::KeyInFlight => {
-            return Err(target(ApiError::new(
-                ErrorCode::RequestInProgress,
-                "A request with this idempotency key is still being processed; retry later with the same key.",
-            ))
-            .with_retry_after(Duration::from_secs(1)));
-        }
+        Begin::KeyInFlight => Err(target(ApiError::new(
+            ErrorCode::RequestInProgress,
+            "A request with this idempotency key is still being processed; retry later with the same key.",
+        ))
+        .with_retry_after(Duration::from_secs(1))),
         Begin::KeyReused => {
             let mut e = ApiError::new(
                 ErrorCode::IdempotencyKeyReused,
                 "This idempotency key was used with another request body.",
             );
             e.param = Some("Idempotency-Key".to_owned());
-            return Err(target(e));
+            Err(target(e))
         }
         Begin::ReferenceBusy(record) => {
             let mut e = target(ApiError::new(
@@ -131,23 +165,33 @@ pub async fn create(
             ))
             .with_retry_after(Duration::from_secs(1));
             e.cancellation_id = Some(record.id);
-            return Err(e);
+            Err(e)
         }
-    };
+    }
+}
 
-    // From here the record exists durably, so a 202 is honest; it goes out by the deadline.
-    let record = match tokio::time::timeout_at(deadline, started.early).await {
-        Ok(Ok(Early::Final(record))) => return Ok(render(&record, false)),
+/// The record to answer a fresh cancellation with, by `deadline`: final if the first attempt
+/// settled it in time, else as stored now (a 202 is honest: the record exists durably).
+pub(crate) async fn settle_one(
+    state: &AppState,
+    fresh: Record,
+    early: tokio::sync::oneshot::Receiver<Early>,
+    deadline: tokio::time::Instant,
+) -> Record {
+    let record = match tokio::time::timeout_at(deadline, early).await {
+        Ok(Ok(Early::Final(record))) => return *record,
         // Going on in the background (or the driver lost the ledger): the record as stored now,
         // if the ledger says so in time.
-        Ok(Ok(Early::Background)) | Ok(Err(_)) => {
-            tokio::time::timeout_at(deadline, state.driver.ledger.get(&id)).await.ok().and_then(Result::ok).flatten()
-        }
+        Ok(Ok(Early::Background)) | Ok(Err(_)) => tokio::time::timeout_at(deadline, state.driver.ledger.get(&fresh.id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten(),
         // Still in its first attempt, or waiting on the ledger to store its answer: nothing newer
         // than the record as begun is stored.
         Err(_) => None,
     };
-    Ok(render(&record.unwrap_or(fresh), false))
+    record.unwrap_or(fresh)
 }
 
 /// `GET /v1/cancellations/{id}`: the cancellation as stored.
@@ -328,7 +372,7 @@ fn ledger_status(s: Status) -> LedgerStatus {
     }
 }
 
-fn api_status(s: LedgerStatus) -> Status {
+pub(super) fn api_status(s: LedgerStatus) -> Status {
     match s {
         LedgerStatus::Processing => Status::Processing,
         LedgerStatus::Cancelled => Status::Cancelled,
@@ -356,6 +400,7 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
         error: record.error.clone(),
         metadata,
         upstream,
+        batch_id: record.batch_id.clone(),
     }
 }
 
@@ -403,7 +448,7 @@ fn render_record(record: &Record, replayed: bool) -> Response {
 /// The record was not stored by the caller's deadline: the ledger hangs or crawls. Whether it will
 /// still be stored is unknown (the write may yet commit), so the detail promises nothing more than
 /// what is true now; a retry with the key finds the record if it was stored meanwhile.
-fn ledger_too_slow(within: Duration) -> ApiError {
+pub(super) fn ledger_too_slow(within: Duration) -> ApiError {
     tracing::error!(
         respond_within_ms = within.as_millis() as u64,
         "the ledger did not record the request in time; answered 503 ledger_unavailable"
@@ -419,7 +464,7 @@ fn ledger_too_slow(within: Duration) -> ApiError {
 /// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
 /// (the error's message: connection refused, disk full…; never the URL); the caller is told
 /// what kind of outage it is, and that nothing was sent.
-fn ledger_error(error: LedgerError) -> ApiError {
+pub(super) fn ledger_error(error: LedgerError) -> ApiError {
     match error.outage() {
         Some(outage) => {
             tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");
@@ -436,7 +481,7 @@ fn ledger_error(error: LedgerError) -> ApiError {
     }
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
     } else {
@@ -448,7 +493,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 }
 
 /// A body is JSON; a missing content type is tolerated, a different one is a mistake.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
         None => Ok(()),
         Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),

@@ -1,5 +1,6 @@
 //! The HTTP surface: one function builds the whole router, layers in one place.
 
+mod batches;
 mod cancellations;
 mod docs;
 mod errors;
@@ -28,6 +29,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cancellations"),
     ("GET", "/v1/cancellations"),
     ("GET", "/v1/cancellations/{id}"),
+    ("POST", "/v1/cancellation-batches"),
+    ("GET", "/v1/cancellation-batches/{id}"),
     ("GET", "/v1/providers"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -45,6 +48,8 @@ pub const V1_SCOPES: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/cancellations", Scope::Cancel),
     ("GET", "/v1/cancellations", Scope::Read),
     ("GET", "/v1/cancellations/{id}", Scope::Read),
+    ("POST", "/v1/cancellation-batches", Scope::Cancel),
+    ("GET", "/v1/cancellation-batches/{id}", Scope::Read),
     ("GET", "/v1/providers", Scope::Read),
 ];
 
@@ -85,6 +90,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
         .route("/v1/cancellations/{id}", get(cancellations::get))
+        .route("/v1/cancellation-batches", post(batches::create))
+        .route("/v1/cancellation-batches/{id}", get(batches::get))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
