@@ -223,6 +223,7 @@ async fn seed_ledger(url: &str, reviews: usize) {
                 upstream: None,
                 http_status: 202,
                 now,
+                recheck_at: None,
             }
         } else {
             Final {
@@ -232,6 +233,7 @@ async fn seed_ledger(url: &str, reviews: usize) {
                 upstream: None,
                 http_status: 200,
                 now,
+                recheck_at: None,
             }
         };
         ledger.finish(&id, "gw_seed", fin).await.unwrap();

@@ -169,6 +169,10 @@ pub struct ProviderSettings {
     pub rate_limit: ProviderRateLimit,
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerSettings,
+    /// Delays (seconds) before each automatic re-check of a `needs_review` record whose attempts
+    /// ran out after an ambiguous one, where a repeated cancel is safe (SPEC §9); empty: none.
+    #[serde(default = "defaults::review_recheck_s")]
+    pub review_recheck_s: Vec<u64>,
     /// Raw account tables: their keys are the provider's credential fields (and `*_file`).
     #[serde(default)]
     pub accounts: BTreeMap<String, HashMap<String, SecretString>>,
@@ -290,6 +294,9 @@ mod defaults {
     }
     pub fn max_attempts() -> u32 {
         3
+    }
+    pub fn review_recheck_s() -> Vec<u64> {
+        vec![60, 600, 3600]
     }
     pub fn backoff_base_ms() -> u64 {
         100
@@ -562,6 +569,7 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "providers.{id}.connect_timeout_ms = {}", p.connect_timeout_ms)?;
             writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
             writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
+            writeln!(f, "providers.{id}.review_recheck_s = {:?}", p.review_recheck_s)?;
             writeln!(f, "providers.{id}.rate_limit.per_second = {}", p.rate_limit.per_second)?;
             for (account, fields) in &p.accounts {
                 let mut keys: Vec<_> = fields.keys().collect();

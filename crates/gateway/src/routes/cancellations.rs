@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
+use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, ResolutionView, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel;
 use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON};
@@ -352,6 +352,12 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
         error: record.error.clone(),
         metadata,
         upstream,
+        resolution: record.resolution.as_ref().map(|r| ResolutionView {
+            by: r.by.clone(),
+            at: rfc3339(r.at),
+            note: r.note.clone(),
+            status: api_status(r.status),
+        }),
     }
 }
 
@@ -415,7 +421,7 @@ fn ledger_too_slow(within: Duration) -> ApiError {
 /// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
 /// (the error's message: connection refused, disk full…; never the URL); the caller is told
 /// what kind of outage it is, and that nothing was sent.
-fn ledger_error(error: LedgerError) -> ApiError {
+pub(super) fn ledger_error(error: LedgerError) -> ApiError {
     match error.outage() {
         Some(outage) => {
             tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");
@@ -432,7 +438,7 @@ fn ledger_error(error: LedgerError) -> ApiError {
     }
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
     } else {
@@ -444,7 +450,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 }
 
 /// A body is JSON; a missing content type is tolerated, a different one is a mistake.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
         None => Ok(()),
         Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
