@@ -208,7 +208,9 @@ impl Driver {
     fn finish_exhausted(&self, job: &Job, verdict: Verdict) -> Final {
         let mut fin = finish(job, verdict);
         let entry = &job.prepared.entry;
-        if fin.status == FinalStatus::NeedsReview && entry.adapter.capabilities().repeat_cancel_is_safe {
+        let capabilities = entry.adapter.capabilities();
+        let recheckable = capabilities.repeat_cancel_is_safe && capabilities.repeat_settles_review;
+        if fin.status == FinalStatus::NeedsReview && recheckable {
             let delay = usize::try_from(job.rechecks).ok().and_then(|i| entry.settings.review_recheck_s.get(i));
             fin.recheck_at = delay
                 .and_then(|s| time::Duration::try_from(Duration::from_secs(*s)).ok())

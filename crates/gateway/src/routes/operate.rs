@@ -140,10 +140,11 @@ pub async fn retry(
     let prepared = rebuild(&state.registry, &record).map_err(|_| {
         not_resolvable(&record, "This cancellation's provider account is no longer configured: resolve it instead.")
     })?;
-    if !prepared.entry.adapter.capabilities().repeat_cancel_is_safe {
+    let capabilities = prepared.entry.adapter.capabilities();
+    if !(capabilities.repeat_cancel_is_safe && capabilities.repeat_settles_review) {
         return Err(not_resolvable(
             &record,
-            "This provider does not allow a repeated cancel after an ambiguous attempt: resolve it instead.",
+            "This cancellation is not awaiting a retry: this provider's answer to a repeated cancel cannot settle a review. Resolve it instead.",
         ));
     }
     let owner = state.driver.owner.clone();
