@@ -300,6 +300,7 @@ async fn attempt_bodies_never_show_a_secret() {
             "the echo is shown: {attempts:#}"
         );
         let text = attempts.to_string();
+        assert!(text.contains("[REDACTED]"), "the echoed credential is shown scrubbed: {text}");
         for (_, secret) in SECRETS {
             assert!(!text.contains(secret), "secret {secret} in the attempts: {text}");
         }
