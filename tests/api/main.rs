@@ -23,6 +23,7 @@ mod ledger_outage;
 mod newcomer;
 mod observability;
 mod openapi;
+mod operate;
 mod operations;
 mod own_postgres;
 mod postgres;

@@ -224,6 +224,7 @@ async fn seed_ledger(url: &str, reviews: usize) {
                 upstream: None,
                 http_status: 202,
                 now,
+                recheck_at: None,
             }
         } else {
             Final {
@@ -233,6 +234,7 @@ async fn seed_ledger(url: &str, reviews: usize) {
                 upstream: None,
                 http_status: 200,
                 now,
+                recheck_at: None,
             }
         };
         ledger.finish(&id, "gw_seed", fin).await.unwrap();

@@ -272,3 +272,37 @@ async fn no_secret_on_any_endpoint_or_error_path() {
         assert!(!logs.contains(secret), "{secret} leaked in the logs");
     }
 }
+
+/// `GET /v1/cancellations/{id}/attempts` shows each upstream body as recorded: an upstream that
+/// echoes our credentials back shows them scrubbed, never the secret.
+#[tokio::test]
+async fn attempt_bodies_never_show_a_secret() {
+    let env = SECRETS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let app = spawn_app_with(env).await;
+    for (status, server) in [(500, &app.upstreams.chargeapi), (400, &app.upstreams.frontpayment)] {
+        Mock::given(any()).respond_with(echo(status)).mount(server).await;
+    }
+    for request in [
+        json!({"provider": "chargeapi", "reference": "res_attempts"}),
+        json!({"provider": "frontpayment", "reference": "9b2f6a3e-1c4d-4e8f-a7b6-5d4c3b2a1f01"}),
+    ] {
+        let (_, _, body) = read(app.cancel(request).await).await;
+        let id = body["cancellation_id"].as_str().or(body["id"].as_str()).unwrap().to_owned();
+        let done = app.wait_final(&id).await;
+        assert_ne!(done["status"], "processing");
+        let response =
+            app.client.get(app.url(&format!("/v1/cancellations/{id}/attempts"))).bearer_auth(DEMO_KEY).send().await;
+        let (status, _, attempts) = read(response.unwrap()).await;
+        assert_eq!(status, 200, "{attempts:#}");
+        let data = attempts["data"].as_array().unwrap();
+        assert!(
+            !data.is_empty() && data.iter().all(|a| a["body"]["headers"].is_object()),
+            "the echo is shown: {attempts:#}"
+        );
+        let text = attempts.to_string();
+        assert!(text.contains("[REDACTED]"), "the echoed credential is shown scrubbed: {text}");
+        for (_, secret) in SECRETS {
+            assert!(!text.contains(secret), "secret {secret} in the attempts: {text}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub enum ErrorCode {
     AlreadyCancelled,
     NotCancellable,
     RequestInProgress,
+    NotResolvable,
     PayloadTooLarge,
     MethodNotAllowed,
     IdempotencyKeyReused,
@@ -33,7 +34,7 @@ pub struct CodeDoc {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -41,6 +42,7 @@ impl ErrorCode {
         Self::AlreadyCancelled,
         Self::NotCancellable,
         Self::RequestInProgress,
+        Self::NotResolvable,
         Self::PayloadTooLarge,
         Self::MethodNotAllowed,
         Self::IdempotencyKeyReused,
@@ -63,6 +65,7 @@ impl ErrorCode {
             Self::AlreadyCancelled => "already_cancelled",
             Self::NotCancellable => "not_cancellable",
             Self::RequestInProgress => "request_in_progress",
+            Self::NotResolvable => "not_resolvable",
             Self::PayloadTooLarge => "payload_too_large",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -84,7 +87,7 @@ impl ErrorCode {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::AlreadyCancelled | Self::NotCancellable | Self::RequestInProgress => 409,
+            Self::AlreadyCancelled | Self::NotCancellable | Self::RequestInProgress | Self::NotResolvable => 409,
             Self::PayloadTooLarge => 413,
             Self::IdempotencyKeyReused | Self::UpstreamRejected => 422,
             Self::RateLimited => 429,
@@ -138,13 +141,18 @@ impl ErrorCode {
             ),
             Self::NotCancellable => (
                 "Reservation cannot be cancelled",
-                "The provider refuses the cancellation because of the reservation's state, time or policy. `reason` is one of completed, expired, past_check_in, non_refundable, no_cancellation_policy, invalid_state.",
+                "The provider refuses the cancellation because of the reservation's state, time or policy. `reason` is one of completed, expired, past_check_in, non_refundable, no_cancellation_policy, invalid_state; or resolved_by_operator when an operator settled a cancellation that needed review as failed (`detail` is the operator's note).",
                 "Do not retry: the refusal is final. Handle the reservation through the provider's own process.",
             ),
             Self::RequestInProgress => (
                 "Request in progress",
                 "A request with the same idempotency key, or a cancellation of the same reference, is being processed right now.",
                 "Retry later with the same idempotency key: once the first request ends, its final answer is replayed.",
+            ),
+            Self::NotResolvable => (
+                "Not resolvable",
+                "This cancellation is not awaiting review: an operator action (resolve, retry) applies only to a cancellation in `needs_review`, and a retry only where the provider allows a repeated cancel.",
+                "Read the cancellation: it is already settled (its `resolution` says by whom), still processing, or its provider does not allow a retry; then resolve it instead.",
             ),
             Self::PayloadTooLarge => {
                 ("Payload too large", "The request body is over the configured limit.", "Send a smaller body.")
@@ -231,16 +239,20 @@ pub enum RefusalReason {
     NonRefundable,
     NoCancellationPolicy,
     InvalidState,
+    /// Not the provider's word: an operator resolved a `needs_review` cancellation as failed
+    /// (SPEC §9); `detail` is the operator's note.
+    ResolvedByOperator,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 6] = [
+    pub const ALL: [RefusalReason; 7] = [
         Self::Completed,
         Self::Expired,
         Self::PastCheckIn,
         Self::NonRefundable,
         Self::NoCancellationPolicy,
         Self::InvalidState,
+        Self::ResolvedByOperator,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -251,6 +263,7 @@ impl RefusalReason {
             Self::NonRefundable => "non_refundable",
             Self::NoCancellationPolicy => "no_cancellation_policy",
             Self::InvalidState => "invalid_state",
+            Self::ResolvedByOperator => "resolved_by_operator",
         }
     }
 

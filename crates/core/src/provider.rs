@@ -42,6 +42,13 @@ pub struct Capabilities {
     /// Sending the same cancel again after an ambiguous attempt cannot do harm: the provider
     /// answers a repeat with a refusal the adapter can read in the light of [`AttemptContext`].
     pub repeat_cancel_is_safe: bool,
+    /// A repeated cancel can settle a record in `needs_review` (SPEC §9: an operator's retry, the
+    /// automatic re-check): the provider's answer to a repeat after an ambiguous attempt tells a
+    /// cancellation of ours apart (ChargeAPI's and the accommodation partner's "already
+    /// cancelled"). Front Payment answers a repeat `reservationStatusAlreadyCompleted` whether
+    /// we cancelled it or not: its repeat is harmless but decides nothing, so a review of it is
+    /// never retried and only an operator can resolve it.
+    pub repeat_settles_review: bool,
     /// The provider can tell the fee a cancellation would cost before doing it.
     pub cancellation_preview: bool,
     /// The provider can be asked for a reservation's current status, to settle an ambiguous outcome.

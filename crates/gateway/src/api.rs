@@ -747,6 +747,8 @@ pub struct Cancellation {
     /// The batch (`cb_…`, SPEC §10) this cancellation is an item of; null for a single cancel.
     #[schema(example = json!(null))]
     pub batch_id: Option<String>,
+    /// How an operator settled it out of `needs_review`; null for a cancellation never resolved.
+    pub resolution: Option<ResolutionView>,
 }
 
 /// The status of a batch (SPEC §10), from its items: `processing` while any item is; else
@@ -811,6 +813,163 @@ pub struct CancellationBatch {
     pub updated_at: String,
 }
 
+/// An operator's resolution of a cancellation that needed review (SPEC §9).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"by": "ops-desk", "at": "2026-12-01T10:00:00.000Z",
+    "note": "Checked with the provider's support: cancelled on their side.", "status": "cancelled"}))]
+pub struct ResolutionView {
+    /// The client that resolved it.
+    pub by: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub note: String,
+    /// The status it was resolved to: `cancelled` or `failed`.
+    pub status: Status,
+}
+
+/// One upstream attempt of a cancellation, as recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"n": 1, "started_at": "2026-12-01T10:00:00.000Z", "finished_at": "2026-12-01T10:00:05.001Z",
+    "latency_ms": 5001, "outcome": "ambiguous", "http_status": null, "body": null,
+    "error": "upstream timeout: no answer within 5000 ms"}))]
+pub struct AttemptView {
+    /// 1 for the first attempt.
+    pub n: u32,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// Null while in flight, or for good when the gateway stopped during the attempt.
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    pub latency_ms: Option<u64>,
+    /// `sent` (no answer recorded), `cancelled`, `refused`, `rate_limited`, `needs_review`,
+    /// `ambiguous` (its effect upstream is unknown), `transient` or `not_sent`.
+    pub outcome: String,
+    /// The provider's HTTP status, when it answered.
+    pub http_status: Option<u16>,
+    /// The provider's answer as recorded (JSON, or a string when it was not JSON), secrets
+    /// scrubbed.
+    pub body: Option<serde_json::Value>,
+    /// Why no answer came (timeout, connection reset…).
+    pub error: Option<String>,
+}
+
+/// `GET /v1/cancellations/{id}/attempts`: oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttemptList {
+    /// Always `list`.
+    #[schema(value_type = String, pattern = "^list$", example = "list")]
+    pub object: &'static str,
+    pub data: Vec<AttemptView>,
+}
+
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// `POST /v1/cancellations/{id}/resolve` body. Unknown fields and a member named twice are
+/// refused (`param` names it).
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "cancelled", "note": "Checked with the provider's support: cancelled on their side."}))]
+pub struct ResolveBody {
+    /// What the operator found: `cancelled` or `failed`.
+    #[schema(value_type = ResolveStatus)]
+    pub status: ResolveStatus,
+    /// Why: 1–1000 characters, no control characters other than newline and tab. Stored with the
+    /// resolution and, for `failed`, as the error's `detail`.
+    #[schema(min_length = 1, max_length = 1000, pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]+$")]
+    pub note: String,
+}
+
+/// The statuses a resolution may choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveStatus {
+    Cancelled,
+    Failed,
+}
+
+impl ResolveBody {
+    /// Parse a body, naming the offending member in `param` (the gateway's own words).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        let mut failure = None;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = serde::Deserializer::deserialize_map(&mut de, ResolveVisitor { failure: &mut failure })
+            .and_then(|body| de.end().map(|()| body));
+        let body = parsed.map_err(|e| refusal(&e, failure))?;
+        let chars = body.note.chars().count();
+        if chars == 0 || chars > MAX_NOTE_CHARS {
+            return Err(ApiError::invalid("note", format!("The note has 1 to {MAX_NOTE_CHARS} characters.")));
+        }
+        if body.note.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ApiError::invalid("note", "The note must not contain control characters."));
+        }
+        Ok(body)
+    }
+}
+
+struct ResolveVisitor<'a> {
+    failure: &'a mut Option<Failure>,
+}
+
+impl<'de> serde::de::Visitor<'de> for ResolveVisitor<'_> {
+    type Value = ResolveBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a resolution object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ResolveBody, A::Error> {
+        let failure = self.failure;
+        let (mut status, mut note): (Option<ResolveStatus>, Option<String>) = (None, None);
+        while let Some(name) = map.next_key::<String>()? {
+            let param = name.clone();
+            let string = |failure: &mut Option<Failure>, e: A::Error| {
+                *failure = Some(Failure::Value { param: param.clone(), expected: "a string" });
+                e
+            };
+            match name.as_str() {
+                "status" if status.is_some() => return Err(stop(failure, repeated(name))),
+                "note" if note.is_some() => return Err(stop(failure, repeated(name))),
+                "status" => {
+                    let value = map.next_value::<String>().map_err(|e| string(failure, e))?;
+                    status = Some(match value.as_str() {
+                        "cancelled" => ResolveStatus::Cancelled,
+                        "failed" => ResolveStatus::Failed,
+                        _ => {
+                            let error = ApiError::invalid("status", "`status` is `cancelled` or `failed`.");
+                            return Err(stop(failure, Failure::Refused(error)));
+                        }
+                    });
+                }
+                "note" => note = Some(map.next_value::<String>().map_err(|e| string(failure, e))?),
+                _ => {
+                    let error = ApiError::invalid(name, "Unknown member: a resolution has only status and note.");
+                    return Err(stop(failure, Failure::Refused(error)));
+                }
+            }
+        }
+        let required = |failure: &mut Option<Failure>, name: &str| {
+            stop(failure, Failure::Refused(ApiError::invalid(name, format!("`{name}` is required."))))
+        };
+        let status = status.ok_or_else(|| required(failure, "status"))?;
+        let note = note.ok_or_else(|| required(failure, "note"))?;
+        Ok(ResolveBody { status, note })
+    }
+}
+
+/// `POST /v1/cancellations/{id}/retry` takes no members: an empty body or `{}`.
+pub fn parse_empty_body(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
+        Ok(map) => match map.keys().next() {
+            None => Ok(()),
+            Some(name) => Err(ApiError::invalid(name.clone(), "Unknown member: a retry takes no members.")),
+        },
+        Err(_) => Err(ApiError::invalid("body", "The body of a retry is empty or `{}`.")),
+    }
+}
+
 /// RFC 3339 in UTC with exactly three fractional digits, as the providers' own examples are:
 /// one fixed width, so timestamps sort as strings.
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -826,6 +985,36 @@ mod tests {
     #[track_caller]
     fn param_of(body: &str) -> String {
         CancelBody::parse(body.as_bytes()).unwrap_err().param.clone().unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn resolve_param(body: &str) -> String {
+        ResolveBody::parse(body.as_bytes()).unwrap_err().param.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_resolution_body_is_parsed_strictly() {
+        let ok = ResolveBody::parse(br#"{"note":"checked","status":"failed"}"#).unwrap();
+        assert_eq!(ok, ResolveBody { status: ResolveStatus::Failed, note: "checked".into() });
+        assert_eq!(resolve_param(r#"{"status":"cancelled"}"#), "note");
+        assert_eq!(resolve_param(r#"{"note":"x"}"#), "status");
+        assert_eq!(resolve_param(r#"{"status":"done","note":"x"}"#), "status");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":"x","by":"me"}"#), "by");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":"x","note":"y"}"#), "note");
+        assert_eq!(resolve_param(r#"{"status":"failed","status":"cancelled","note":"y"}"#), "status");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":""}"#), "note");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":5}"#), "note");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":"a\u0000b"}"#), "note");
+        let long = "é".repeat(1001);
+        assert_eq!(resolve_param(&format!(r#"{{"status":"failed","note":"{long}"}}"#)), "note");
+        assert!(
+            ResolveBody::parse(format!(r#"{{"status":"failed","note":"{}"}}"#, "é".repeat(1000)).as_bytes()).is_ok()
+        );
+        assert_eq!(resolve_param("[]"), "body");
+        assert_eq!(resolve_param(r#"{"status":"failed","note":"x"} x"#), "body");
+        assert!(parse_empty_body(b"").is_ok() && parse_empty_body(b" {} ").is_ok());
+        assert_eq!(parse_empty_body(br#"{"force":true}"#).unwrap_err().param.as_deref(), Some("force"));
+        assert_eq!(parse_empty_body(b"[").unwrap_err().param.as_deref(), Some("body"));
     }
 
     #[test]

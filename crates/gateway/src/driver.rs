@@ -60,6 +60,34 @@ pub struct Job {
     /// The attempt [`Ledger::begin_with_attempt`] started with the record: the first one sent,
     /// with no `start_attempt` of its own.
     pub started: Option<AttemptNo>,
+    /// Attempts sent before this round ([`Record::round_start`]): a record driven again out of
+    /// review has a round of `retry.max_attempts` of its own, and the earlier attempts' answers
+    /// do not settle it.
+    pub round_start: u32,
+    /// Automatic re-checks already taken ([`Record::rechecks`]): which delay of
+    /// `review_recheck_s` schedules the next.
+    pub rechecks: u32,
+}
+
+impl Job {
+    /// The job of a record claimed from the ledger (resumed, retried or re-checked).
+    fn of(prepared: Prepared, record: &Record) -> Job {
+        Job {
+            prepared,
+            record_id: record.id.clone(),
+            attempts: record.attempts,
+            ambiguous: record.ambiguous,
+            admission: None,
+            started: None,
+            round_start: record.round_start,
+            rechecks: record.rechecks,
+        }
+    }
+
+    /// Attempts sent in this round.
+    fn round_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.round_start)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,10 +104,13 @@ impl Driver {
         let lease = self.ledger.lease();
         // Resumed (after a crash, a stop, or a lease taken over) with attempts already sent, by
         // this process or another: what the ledger holds may settle it without sending again.
-        if job.started.is_none() && job.attempts > 0 {
+        if job.started.is_none() && job.round_attempts() > 0 {
             let attempts = self.ledger.attempts(&job.record_id).await?;
-            if let Some(verdict) = recorded_verdict(&job, &attempts).or_else(|| out_of_attempts(&job, &attempts)) {
-                let record = self.ledger.finish(&job.record_id, &self.owner, finish(&job, verdict)).await?;
+            let settled = recorded_verdict(&job, &attempts)
+                .map(|verdict| finish(&job, verdict))
+                .or_else(|| out_of_attempts(&job, &attempts).map(|verdict| self.finish_exhausted(&job, verdict)));
+            if let Some(fin) = settled {
+                let record = self.ledger.finish(&job.record_id, &self.owner, fin).await?;
                 if let Some(tx) = early.take() {
                     let _ = tx.send(Early::Final(Box::new(record.clone())));
                 }
@@ -138,8 +169,14 @@ impl Driver {
                 Verdict::Unsettled(unsettled) => {
                     job.ambiguous |= unsettled.ambiguous;
                     let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
-                    if job.attempts >= policy.max_attempts || repeat_unsafe {
-                        exhausted(unsettled, job.ambiguous)
+                    if job.round_attempts() >= policy.max_attempts || repeat_unsafe {
+                        let fin = self.finish_exhausted(&job, exhausted(unsettled, job.ambiguous));
+                        let record =
+                            self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
+                        if let Some(tx) = early.take() {
+                            let _ = tx.send(Early::Final(Box::new(record.clone())));
+                        }
+                        return Ok(record);
                     } else {
                         self.ledger.finish_attempt(&job.record_id, n, answer).await?;
                         if let Some(tx) = early.take() {
@@ -162,6 +199,34 @@ impl Driver {
             }
             return Ok(record);
         }
+    }
+
+    /// The end a verdict of exhausted attempts gives: a review after an ambiguous attempt is
+    /// re-checked on `review_recheck_s` where repeating the cancel is safe (SPEC §9). The schedule
+    /// is stored with the record (`recheck_at`), so it survives a restart, and the background
+    /// loop of any replica takes it when due.
+    fn finish_exhausted(&self, job: &Job, verdict: Verdict) -> Final {
+        let mut fin = finish(job, verdict);
+        let entry = &job.prepared.entry;
+        let capabilities = entry.adapter.capabilities();
+        let recheckable = capabilities.repeat_cancel_is_safe && capabilities.repeat_settles_review;
+        if fin.status == FinalStatus::NeedsReview && recheckable {
+            let delay = usize::try_from(job.rechecks).ok().and_then(|i| entry.settings.review_recheck_s.get(i));
+            fin.recheck_at = delay
+                .and_then(|s| time::Duration::try_from(Duration::from_secs(*s)).ok())
+                .and_then(|d| fin.now.checked_add(d));
+            if let Some(at) = fin.recheck_at {
+                tracing::info!(cancellation_id = %job.record_id, recheck_at = %crate::api::rfc3339(at),
+                    "needs review; an automatic re-check is scheduled");
+            }
+        }
+        fin
+    }
+
+    /// An operator's retry of a record the ledger put back to `processing` for this process
+    /// ([`Ledger::retry`]): driven on its own task, like any resumed record.
+    pub fn drive_again(&self, prepared: Prepared, record: &Record, request_id: RequestId) {
+        self.spawn(Job::of(prepared, record), request_id, None);
     }
 
     async fn pause(&self, job: &Job, unsettled: &Unsettled) {
@@ -260,6 +325,8 @@ impl Driver {
                 ambiguous: false,
                 admission: Some(admission),
                 started: Some(fresh.attempts),
+                round_start: 0,
+                rechecks: 0,
             };
             let waiting = begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok();
             if !waiting {
@@ -303,6 +370,18 @@ impl Driver {
                     Ok(records) => driver.resume_all(&registry, records).await,
                     Err(e) => tracing::warn!(error = %e, "cannot look for cancellations to resume"),
                 }
+                // Re-checks due: back to processing, leased to this process, and driven like a
+                // resumed record (a round of attempts of their own).
+                match driver.ledger.claim_rechecks(&driver.owner, now, 64).await {
+                    Ok(records) => {
+                        for record in &records {
+                            tracing::info!(cancellation_id = %record.id, rechecks = record.rechecks,
+                                "re-checking a cancellation in review");
+                        }
+                        driver.resume_all(&registry, records).await
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot look for cancellations to re-check"),
+                }
                 if sweep_at.elapsed() >= KEY_SWEEP_EVERY {
                     sweep_at = Instant::now();
                     let cutoff = now - KEY_RETENTION;
@@ -328,15 +407,7 @@ impl Driver {
                 Ok(prepared) => {
                     tracing::info!(cancellation_id = %record.id, attempts = record.attempts, ambiguous = record.ambiguous,
                         "resuming a processing cancellation");
-                    let job = Job {
-                        prepared,
-                        record_id: record.id.clone(),
-                        attempts: record.attempts,
-                        ambiguous: record.ambiguous,
-                        admission: None,
-                        started: None,
-                    };
-                    self.spawn(job, request_id, None);
+                    self.spawn(Job::of(prepared, &record), request_id, None);
                 }
                 Err(error) => self.abandon(&record, *error).await,
             }
@@ -359,6 +430,7 @@ impl Driver {
             upstream: None,
             http_status,
             now: OffsetDateTime::now_utc(),
+            recheck_at: None,
         };
         if let Err(e) = self.ledger.finish(&record.id, &self.owner, fin).await {
             tracing::error!(cancellation_id = %record.id, error = %e, "cannot finish an undrivable cancellation");
@@ -380,7 +452,7 @@ pub fn stored_request(request: &CancelRequest, request_id: &RequestId) -> Value 
     json!({"reason": request.reason, "language": request.language, "request_id": request_id.as_str()})
 }
 
-fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<ApiError>> {
+pub fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<ApiError>> {
     let unavailable = |what: &str| {
         Box::new(ApiError::new(
             ErrorCode::ProviderMisconfigured,
@@ -423,7 +495,8 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
 /// it: sending again would repeat a confirmed cancel (SPEC §6), and the provider's "already
 /// cancelled" would then read as a refusal.
 fn recorded_verdict(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
-    let last = attempts.last().filter(|a| SETTLING_OUTCOMES.contains(&a.outcome.as_str()))?;
+    // Only an answer of this round: the one that put the record in review does not settle it again.
+    let last = attempts.last().filter(|a| a.n > job.round_start && SETTLING_OUTCOMES.contains(&a.outcome.as_str()))?;
     let status = last.http_status.and_then(|s| http::StatusCode::from_u16(s).ok())?;
     let body = match &last.body {
         None | Some(Value::Null) => String::new(),
@@ -447,7 +520,7 @@ fn recorded_verdict(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
 fn out_of_attempts(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
     let entry = &job.prepared.entry;
     let repeat_unsafe = job.ambiguous && !entry.adapter.capabilities().repeat_cancel_is_safe;
-    if job.attempts < entry.settings.retry.max_attempts && !repeat_unsafe {
+    if job.round_attempts() < entry.settings.retry.max_attempts && !repeat_unsafe {
         return None;
     }
     Some(exhausted(recorded_unsettled(attempts.last()), job.ambiguous))
@@ -576,6 +649,7 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
             upstream: snapshot(&upstream),
             http_status: 200,
             now,
+            recheck_at: None,
         },
         Verdict::NeedsReview(error) => {
             tracing::warn!(cancellation_id = %job.record_id, code = %error.code, detail = %error.detail,
@@ -588,6 +662,7 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
                 error: Some(error.to_json()),
                 http_status: 202,
                 now,
+                recheck_at: None,
             }
         }
         Verdict::RateLimited { retry_after, upstream } => {
@@ -605,6 +680,7 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
                 error: Some(error.to_json()),
                 upstream: Some(snapshot),
                 now,
+                recheck_at: None,
             }
         }
         Verdict::Refused(error) => {
@@ -616,6 +692,7 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
                 upstream: snapshot(&error.upstream),
                 error: Some(error.to_json()),
                 now,
+                recheck_at: None,
             }
         }
         // `run` never finishes an unsettled verdict; were it to, the honest state is review.

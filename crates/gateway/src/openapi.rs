@@ -21,7 +21,8 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, R
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::api::{
-    BatchBody, BatchItemView, BatchStatus, CancelBody, Cancellation, CancellationBatch, Status, UpstreamSnapshot,
+    AttemptList, AttemptView, BatchBody, BatchItemView, BatchStatus, CancelBody, Cancellation, CancellationBatch,
+    ResolutionView, ResolveBody, ResolveStatus, Status, UpstreamSnapshot,
 };
 
 /// The document as served at `/openapi.json`: [`openapi`], with what utoipa's types cannot say:
@@ -166,6 +167,7 @@ fn cancellation_example(status: &str) -> serde_json::Value {
         } else {
             serde_json::Value::Null
         },
+        "resolution": null,
     })
 }
 
@@ -196,6 +198,31 @@ fn batch_example(status: &str) -> serde_json::Value {
     })
 }
 
+/// A cancellation an operator resolved out of review.
+fn resolved_example() -> serde_json::Value {
+    let mut c = cancellation_example("cancelled");
+    c["attempts"] = serde_json::json!(3);
+    c["upstream"] = serde_json::Value::Null;
+    c["updated_at"] = serde_json::json!("2026-04-01T09:12:44.120Z");
+    c["cancelled_at"] = serde_json::json!("2026-04-01T09:12:44.120Z");
+    c["resolution"] = serde_json::json!({"by": "ops-desk", "at": "2026-04-01T09:12:44.120Z",
+        "note": "Checked with the provider's support: cancelled on their side.", "status": "cancelled"});
+    c
+}
+
+/// The attempts of a cancellation that ended in review.
+fn attempts_example() -> serde_json::Value {
+    let attempt = |n: u32, started: &str, finished: &str| {
+        serde_json::json!({"n": n, "started_at": started, "finished_at": finished, "latency_ms": 5001,
+            "outcome": "ambiguous", "http_status": null, "body": null,
+            "error": "upstream timeout: no answer within 5000 ms"})
+    };
+    serde_json::json!({"object": "list", "data": [
+        attempt(1, "2026-04-01T01:38:06.512Z", "2026-04-01T01:38:11.513Z"),
+        attempt(2, "2026-04-01T01:38:11.720Z", "2026-04-01T01:38:16.721Z"),
+    ]})
+}
+
 /// Examples on the cancellation answers.
 fn add_examples(doc: &mut Document) {
     let batches: [(&str, &str, &str, &str); 3] = [
@@ -213,8 +240,11 @@ fn add_examples(doc: &mut Document) {
             content.example = Some(batch_example(example));
         }
     }
-    let answers: [(&str, &str, &str, &str); 4] = [
+    let answers: [(&str, &str, &str, &str); 7] = [
         ("/v1/cancellations", "post", "200", "cancelled"),
+        ("/v1/cancellations/{id}/resolve", "post", "200", "resolved"),
+        ("/v1/cancellations/{id}/retry", "post", "202", "processing"),
+        ("/v1/cancellations/{id}/attempts", "get", "200", "attempts"),
         ("/v1/cancellations", "post", "202", "processing"),
         ("/v1/cancellations/{id}", "get", "200", "cancelled"),
         ("/v1/cancellations", "get", "200", "cancelled"),
@@ -226,7 +256,11 @@ fn add_examples(doc: &mut Document) {
         let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
             continue;
         };
-        let cancellation = cancellation_example(example);
+        let cancellation = match example {
+            "resolved" => resolved_example(),
+            "attempts" => attempts_example(),
+            other => cancellation_example(other),
+        };
         let is_list = (path, method) == ("/v1/cancellations", "get");
         if let Some(content) = response.content.get_mut("application/json") {
             content.example = Some(if is_list {
@@ -284,6 +318,39 @@ const ERRORS: &[(&str, &str, &[ErrorCode])] = {
             ],
         ),
         ("/v1/cancellation-batches/{id}", "get", &[Unauthorized, NotFound, RateLimited, Internal, LedgerUnavailable]),
+        (
+            "/v1/cancellations/{id}/attempts",
+            "get",
+            &[Unauthorized, Forbidden, NotFound, RateLimited, Internal, LedgerUnavailable],
+        ),
+        (
+            "/v1/cancellations/{id}/resolve",
+            "post",
+            &[
+                InvalidRequest,
+                Unauthorized,
+                Forbidden,
+                NotFound,
+                NotResolvable,
+                PayloadTooLarge,
+                Internal,
+                LedgerUnavailable,
+            ],
+        ),
+        (
+            "/v1/cancellations/{id}/retry",
+            "post",
+            &[
+                InvalidRequest,
+                Unauthorized,
+                Forbidden,
+                NotFound,
+                NotResolvable,
+                PayloadTooLarge,
+                Internal,
+                LedgerUnavailable,
+            ],
+        ),
         ("/v1/providers", "get", &[Unauthorized, Internal]),
         ("/errors/{code}", "get", &[NotFound]),
     ]
@@ -541,6 +608,9 @@ pub struct ErrorCodeListSchema {
         get_cancellation,
         create_cancellation_batch,
         get_cancellation_batch,
+        list_attempts,
+        resolve_cancellation,
+        retry_cancellation,
         list_providers,
         healthz,
         readyz,
@@ -559,6 +629,11 @@ pub struct ErrorCodeListSchema {
         BatchItemView,
         BatchStatus,
         UpstreamSnapshot,
+        ResolutionView,
+        ResolveBody,
+        ResolveStatus,
+        AttemptView,
+        AttemptList,
         ProblemSchema,
         UpstreamProblemSchema,
         ErrorCodeSchema,
@@ -687,6 +762,51 @@ fn create_cancellation_batch() {}
 )]
 #[allow(dead_code)]
 fn get_cancellation_batch() {}
+
+/// Every upstream attempt of a cancellation, oldest first (scope `read`).
+///
+/// Each attempt's outcome, HTTP status, latency and the provider's body as recorded (secrets
+/// scrubbed).
+#[utoipa::path(
+    get, path = "/v1/cancellations/{id}/attempts", tag = "cancellations", operation_id = "listCancellationAttempts",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 200, description = "The attempts, oldest first.", body = AttemptList)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn list_attempts() {}
+
+/// Settle a cancellation that needs review (scope `operate`).
+///
+/// Only from `needs_review`: it becomes `cancelled` (`cancelled_at` now) or `failed`
+/// (`error.code` `not_cancellable`, `reason` `resolved_by_operator`, `detail` the note), with
+/// `resolution` saying who, when and why. Nothing is sent upstream; `attempts` is unchanged. The
+/// same body again answers `200` with the record (`replayed: true`); anything else on a
+/// cancellation not in review is `409 not_resolvable`.
+#[utoipa::path(
+    post, path = "/v1/cancellations/{id}/resolve", tag = "cancellations", operation_id = "resolveCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    request_body(content = ResolveBody, content_type = "application/json"),
+    responses((status = 200, description = "Resolved (or a replay of the same resolution).", body = Cancellation)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn resolve_cancellation() {}
+
+/// Drive a cancellation that needs review again (scope `operate`).
+///
+/// Only from `needs_review` and only where the provider's repeated cancel is safe (chargeapi):
+/// the cancellation goes back to `processing` for a new round of attempts, driven in the
+/// background; read it for the outcome. Otherwise `409 not_resolvable`. The body is empty or `{}`.
+#[utoipa::path(
+    post, path = "/v1/cancellations/{id}/retry", tag = "cancellations", operation_id = "retryCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 202, description = "Processing again.", body = Cancellation,
+        headers(("Location" = String, description = "`/v1/cancellations/{id}`: where to read the outcome.")))),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn retry_cancellation() {}
 
 /// Each provider: accounts (names only) and health.
 #[utoipa::path(

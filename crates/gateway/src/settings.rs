@@ -192,9 +192,33 @@ pub struct ProviderSettings {
     pub rate_limit: ProviderRateLimit,
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerSettings,
+    /// Delays (seconds) before each automatic re-check of a `needs_review` record whose attempts
+    /// ran out after an ambiguous one, where a repeated cancel is safe (SPEC §9); empty: none.
+    #[serde(default = "defaults::review_recheck_s", deserialize_with = "seconds_list")]
+    pub review_recheck_s: Vec<u64>,
     /// Raw account tables: their keys are the provider's credential fields (and `*_file`).
     #[serde(default)]
     pub accounts: BTreeMap<String, HashMap<String, SecretString>>,
+}
+
+/// A list of seconds: a TOML array, or (from the environment, which has no arrays) the text
+/// `"60,600,3600"`, `""` being the empty list.
+fn seconds_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        List(Vec<u64>),
+        Text(String),
+    }
+    match Seconds::deserialize(deserializer)? {
+        Seconds::List(list) => Ok(list),
+        Seconds::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>().map_err(|_| serde::de::Error::custom("a list of whole seconds, e.g. [60, 600]")))
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -370,6 +394,9 @@ mod defaults {
     }
     pub fn max_attempts() -> u32 {
         3
+    }
+    pub fn review_recheck_s() -> Vec<u64> {
+        vec![60, 600, 3600]
     }
     pub fn backoff_base_ms() -> u64 {
         100
@@ -696,6 +723,7 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "providers.{id}.connect_timeout_ms = {}", p.connect_timeout_ms)?;
             writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
             writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
+            writeln!(f, "providers.{id}.review_recheck_s = {:?}", p.review_recheck_s)?;
             writeln!(f, "providers.{id}.rate_limit.per_second = {}", p.rate_limit.per_second)?;
             writeln!(f, "providers.{id}.rate_limit.burst = {}", p.rate_limit.burst_or_default())?;
             writeln!(f, "providers.{id}.rate_limit.scope = {:?}", p.rate_limit.scope.as_str())?;
@@ -922,6 +950,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("on_store_error"), "{e}");
+    }
+
+    #[test]
+    fn review_rechecks_default_and_come_from_a_file_or_the_environment() {
+        let dir = dir_with(GATEWAY, CHARGEAPI);
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        assert_eq!(s.providers["chargeapi"].review_recheck_s, [60, 600, 3600]);
+        assert!(Redacted(&s).to_string().contains("providers.chargeapi.review_recheck_s = [60, 600, 3600]"));
+        let dir = dir_with(GATEWAY, &format!("review_recheck_s = []\n{CHARGEAPI}"));
+        assert!(
+            Settings::load_with_env(dir.path(), env(&[])).unwrap().providers["chargeapi"].review_recheck_s.is_empty()
+        );
+        let key = "CANCELGATE__PROVIDERS__CHARGEAPI__REVIEW_RECHECK_S";
+        let s = Settings::load_with_env(dir.path(), env(&[(key, "1, 30")])).unwrap();
+        assert_eq!(s.providers["chargeapi"].review_recheck_s, [1, 30]);
+        assert!(
+            Settings::load_with_env(dir.path(), env(&[(key, "")])).unwrap().providers["chargeapi"]
+                .review_recheck_s
+                .is_empty()
+        );
+        let e = Settings::load_with_env(dir.path(), env(&[(key, "soon")])).unwrap_err().to_string();
+        assert!(e.contains("review_recheck_s"), "{e}");
     }
 
     #[test]

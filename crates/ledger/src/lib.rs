@@ -23,8 +23,11 @@
 //! - **One driver per record.** Every state change is an `UPDATE … WHERE lease_owner = $owner
 //!   AND status = 'processing'`; expired leases are taken over with [`Ledger::claim_due`]
 //!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two replicas never drive one record.
-//! - **Final is final.** `processing → cancelled | failed | needs_review` only; a trigger refuses
-//!   any change of a final status.
+//! - **Final is final.** `processing → cancelled | failed | needs_review`, and out of review only
+//!   `needs_review → cancelled | failed` (an operator's resolution, stored whole with the change:
+//!   [`Ledger::resolve`]) or `needs_review → processing` (driven again, leased:
+//!   [`Ledger::retry`], [`Ledger::claim_rechecks`]); triggers refuse any other change of a final
+//!   status, and any resolution written another way or changed afterwards.
 //!
 //! No transaction is ever held open across an upstream call: each method is one short
 //! transaction, and the caller sends upstream between [`Ledger::start_attempt`] (or
@@ -67,7 +70,7 @@ pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
 pub use crate::types::{
     AttemptNo, AttemptResult, AttemptRow, Backend, Begin, Final, FinalStatus, LedgerOptions, ListFilter,
-    NewCancellation, Page, Record, SqliteSync, Stats, Status,
+    NewCancellation, Page, Record, Resolution, Resolve, Resolved, ResolvedStatus, SqliteSync, Stats, Status,
 };
 
 /// The outcome of an attempt that was started and not (yet) finished. Reserved: it cannot be
@@ -392,6 +395,93 @@ impl Ledger {
         records_by_age(rows)
     }
 
+    /// An operator settles a `needs_review` record (SPEC §9): `cancelled` (at `now`) or `failed`
+    /// (with `resolve.error`), the resolution stored with it in the same UPDATE. A record already
+    /// resolved exactly so (same status and note: a repeated request) is [`Resolved::Replay`];
+    /// any other record not in review is [`Resolved::NotInReview`], unchanged. Nothing is sent.
+    pub async fn resolve(&self, id: &str, resolve: Resolve) -> Result<Resolved, LedgerError> {
+        let _timer = Timer::start("resolve");
+        let status = Status::from(resolve.status);
+        if resolve.by.is_empty() || resolve.note.is_empty() {
+            return Err(LedgerError::InvalidInput("a resolution names who resolved it and why".to_owned()));
+        }
+        if (status == Status::Failed) != resolve.error.is_some() {
+            return Err(LedgerError::InvalidInput("a failed resolution, and only it, carries an error".to_owned()));
+        }
+        if !(100..=599).contains(&resolve.http_status) {
+            return Err(LedgerError::InvalidInput(format!(
+                "http_status {} is not an HTTP status",
+                resolve.http_status
+            )));
+        }
+        let id = id.to_owned();
+        self.db
+            .write(move |mut tx| {
+                Box::pin(async move {
+                    let now = normalize_time(resolve.now);
+                    let cancelled_at = (status == Status::Cancelled).then_some(now);
+                    let row = tx
+                        .fetch_optional(
+                            sql::RESOLVE,
+                            args![
+                                &id,
+                                status.as_str(),
+                                cancelled_at,
+                                resolve.error,
+                                i64::from(resolve.http_status),
+                                now,
+                                &resolve.by,
+                                &resolve.note,
+                            ],
+                        )
+                        .await?;
+                    if let Some(row) = row {
+                        return Ok(Decision::Keep(Resolved::Fresh(record_from_row(&row)?)));
+                    }
+                    let Some(row) = tx.fetch_optional(sql::SELECT_RECORD, args![&id]).await? else {
+                        return Err(LedgerError::NotFound { id });
+                    };
+                    let record = record_from_row(&row)?;
+                    let same = record.resolution.as_ref().is_some_and(|r| r.status == status && r.note == resolve.note);
+                    Ok(Decision::Undo(if same { Resolved::Replay(record) } else { Resolved::NotInReview(record) }))
+                })
+            })
+            .await
+    }
+
+    /// Puts a `needs_review` record back to `processing` for another round of attempts (an
+    /// operator's retry, SPEC §9), leased to `owner` until `now + lease`: the caller drives it.
+    /// `None` when the record is not in review (unchanged). Whether a repeated cancel is safe is
+    /// the caller's to know (the ledger knows no provider).
+    pub async fn retry(&self, id: &str, owner: &str, now: OffsetDateTime) -> Result<Option<Record>, LedgerError> {
+        let _timer = Timer::start("retry");
+        if owner.is_empty() {
+            return Err(LedgerError::InvalidInput("owner must not be empty".to_owned()));
+        }
+        let until = lease_until(now, self.lease)?;
+        let rows = self.db.write_all(sql::RETRY, args![id, owner, until, normalize_time(now)]).await?;
+        rows.first().map(record_from_row).transpose()
+    }
+
+    /// Takes up to `limit` `needs_review` records whose automatic re-check is due
+    /// (`recheck_at <= now`) back to `processing`, leased to `owner`, as [`Ledger::retry`] does,
+    /// counting the re-check. Concurrent claimers (of any replica) never get the same record.
+    pub async fn claim_rechecks(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Record>, LedgerError> {
+        let _timer = Timer::start("claim_rechecks");
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = lease_until(now, self.lease)?;
+        let rows =
+            self.db.write_all(sql::CLAIM_RECHECKS, args![owner, normalize_time(now), until, i64::from(limit)]).await?;
+        records_by_age(rows)
+    }
+
     /// One record, as stored.
     pub async fn get(&self, id: &str) -> Result<Option<Record>, LedgerError> {
         let _timer = Timer::start("get");
@@ -645,6 +735,7 @@ async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result
                 fin.upstream,
                 i64::from(fin.http_status),
                 normalize_time(fin.now),
+                fin.recheck_at.map(normalize_time),
             ],
         )
         .await?;
@@ -690,6 +781,9 @@ fn validate_final(fin: &Final) -> Result<(), LedgerError> {
             return Err(LedgerError::InvalidInput(format!("a {status} record has no cancelled_at")));
         }
         _ => {}
+    }
+    if fin.recheck_at.is_some() && status != Status::NeedsReview {
+        return Err(LedgerError::InvalidInput(format!("a {status} record is not re-checked")));
     }
     if !(100..=599).contains(&fin.http_status) {
         return Err(LedgerError::InvalidInput(format!("http_status {} is not an HTTP status", fin.http_status)));
@@ -763,7 +857,22 @@ fn record_from_row(row: &Row) -> Result<Record, LedgerError> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         batch_id: row.opt_text("batch_id")?,
+        resolution: resolution_from_row(row)?,
+        round_start: to_u32("round_start", row.int("round_start")?)?,
+        rechecks: to_u32("rechecks", row.int("rechecks")?)?,
+        recheck_at: row.opt_time("recheck_at")?,
     })
+}
+
+fn resolution_from_row(row: &Row) -> Result<Option<Resolution>, LedgerError> {
+    let Some(status) = row.opt_text("resolution_status")? else { return Ok(None) };
+    let missing = |column: &str| LedgerError::Corrupt(format!("a resolution without {column}"));
+    Ok(Some(Resolution {
+        by: row.opt_text("resolution_by")?.ok_or_else(|| missing("resolution_by"))?,
+        at: row.opt_time("resolution_at")?.ok_or_else(|| missing("resolution_at"))?,
+        note: row.opt_text("resolution_note")?.ok_or_else(|| missing("resolution_note"))?,
+        status: Status::parse(&status).ok_or_else(|| LedgerError::Corrupt(format!("resolution_status {status:?}")))?,
+    }))
 }
 
 fn attempt_from_row(row: &Row) -> Result<AttemptRow, LedgerError> {

@@ -10,7 +10,8 @@ macro_rules! record_columns {
     () => {
         "id, client, provider, account, reference, status, idempotency_key, fingerprint, request, metadata, \
          attempts, ambiguous, cancelled_at, error, upstream, http_status, lease_owner, lease_until, created_at, \
-         updated_at, batch_id"
+         updated_at, batch_id, resolution_by, resolution_at, resolution_note, resolution_status, round_start, rechecks,
+         recheck_at"
     };
 }
 
@@ -115,7 +116,7 @@ pub(crate) const REFRESH_AMBIGUOUS: Sql = Sql::both(
 
 pub(crate) const FINISH: Sql = Sql::both(concat!(
     "UPDATE cancellations SET status = $3, cancelled_at = $4, error = $5, upstream = $6, http_status = $7, \
-     updated_at = $8, lease_until = NULL \
+     updated_at = $8, lease_until = NULL, recheck_at = $9 \
      WHERE id = $1 AND status = 'processing' AND lease_owner = $2 RETURNING ",
     record_columns!()
 ));
@@ -153,6 +154,46 @@ pub(crate) const CLAIM_ALL_PROCESSING: Sql = Sql::both(concat!(
     "UPDATE cancellations SET lease_owner = $1, lease_until = $2 WHERE status = 'processing' RETURNING ",
     record_columns!()
 ));
+
+// ---- out of review (SPEC §9) ------------------------------------------------------------------
+
+/// An operator's resolution: only from `needs_review` (the trigger refuses any other way a
+/// resolution could be written).
+pub(crate) const RESOLVE: Sql = Sql::both(concat!(
+    "UPDATE cancellations SET status = $2, cancelled_at = $3, error = $4, http_status = $5, \
+     updated_at = $6, recheck_at = NULL, resolution_by = $7, resolution_at = $6, resolution_note = $8, \
+     resolution_status = $2 WHERE id = $1 AND status = 'needs_review' RETURNING ",
+    record_columns!()
+));
+
+/// Back to processing, leased to `$2` until `$3`, for a new round of attempts; the review's
+/// evidence is cleared from the record (its attempts keep it).
+pub(crate) const RETRY: Sql = Sql::both(concat!(
+    "UPDATE cancellations SET status = 'processing', lease_owner = $2, lease_until = $3, updated_at = $4, \
+     round_start = attempts, error = NULL, upstream = NULL, http_status = NULL, recheck_at = NULL \
+     WHERE id = $1 AND status = 'needs_review' RETURNING ",
+    record_columns!()
+));
+
+/// Takes the records in review whose re-check is due, back to processing like [`RETRY`]
+/// (disjoint sets for concurrent claimers, as [`CLAIM_DUE`]).
+pub(crate) const CLAIM_RECHECKS: Sql = Sql {
+    sqlite: concat!(
+        "UPDATE cancellations SET status = 'processing', lease_owner = $1, lease_until = $3, updated_at = $2, \
+         round_start = attempts, rechecks = rechecks + 1, error = NULL, upstream = NULL, http_status = NULL, \
+         recheck_at = NULL WHERE id IN (SELECT id FROM cancellations WHERE status = 'needs_review' \
+         AND recheck_at <= $2 ORDER BY recheck_at, id LIMIT $4) RETURNING ",
+        record_columns!()
+    ),
+    pg: concat!(
+        "WITH due AS (SELECT id AS due_id FROM cancellations WHERE status = 'needs_review' \
+         AND recheck_at <= $2 ORDER BY recheck_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+         UPDATE cancellations SET status = 'processing', lease_owner = $1, lease_until = $3, updated_at = $2, \
+         round_start = attempts, rechecks = rechecks + 1, error = NULL, upstream = NULL, http_status = NULL, \
+         recheck_at = NULL FROM due WHERE id = due.due_id AND status = 'needs_review' RETURNING ",
+        record_columns!()
+    ),
+};
 
 // ---- maintenance -------------------------------------------------------------------------------
 

@@ -209,6 +209,69 @@ pub struct Record {
     pub updated_at: OffsetDateTime,
     /// The batch this record is an item of; `None` for a single cancel.
     pub batch_id: Option<String>,
+    /// How an operator settled it out of review (SPEC §9); `None` for a record never resolved.
+    pub resolution: Option<Resolution>,
+    /// `attempts` when the record was last put back to `processing` from review (an operator's
+    /// retry or an automatic re-check): the attempts after it are the current round's, which
+    /// `retry.max_attempts` bounds. 0 for a record never retried.
+    pub round_start: u32,
+    /// Automatic re-checks taken so far.
+    pub rechecks: u32,
+    /// When the next automatic re-check of this `needs_review` record is due, if one is scheduled.
+    pub recheck_at: Option<OffsetDateTime>,
+}
+
+/// An operator's settlement of a `needs_review` record, stored with the status it chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    /// The client that resolved it.
+    pub by: String,
+    pub at: OffsetDateTime,
+    pub note: String,
+    /// `Cancelled` or `Failed`.
+    pub status: Status,
+}
+
+/// What [`Ledger::resolve`](crate::Ledger::resolve) writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolve {
+    /// The client resolving it.
+    pub by: String,
+    pub note: String,
+    /// `Cancelled` (with `cancelled_at` = `now`) or `Failed` (with `error`).
+    pub status: ResolvedStatus,
+    /// The problem JSON of a `Failed` resolution (refused for `Cancelled`).
+    pub error: Option<Value>,
+    /// What the caller is answered (and replays answer) with.
+    pub http_status: u16,
+    pub now: OffsetDateTime,
+}
+
+/// The statuses an operator may resolve a record to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResolvedStatus {
+    Cancelled,
+    Failed,
+}
+
+impl From<ResolvedStatus> for Status {
+    fn from(s: ResolvedStatus) -> Status {
+        match s {
+            ResolvedStatus::Cancelled => Status::Cancelled,
+            ResolvedStatus::Failed => Status::Failed,
+        }
+    }
+}
+
+/// What [`Ledger::resolve`](crate::Ledger::resolve) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// Resolved now, as asked.
+    Fresh(Record),
+    /// Already resolved exactly so (same status, same note): the stored record, unchanged.
+    Replay(Record),
+    /// Not in review (and not resolved so): nothing changed.
+    NotInReview(Record),
 }
 
 /// What [`Ledger::begin`](crate::Ledger::begin) decided. Only `Fresh` stored anything.
@@ -290,6 +353,9 @@ pub struct Final {
     /// What the caller is answered (and replays answer) with.
     pub http_status: u16,
     pub now: OffsetDateTime,
+    /// `NeedsReview` only: when the automatic re-check should drive it again (refused for the
+    /// other statuses). `None`: no re-check.
+    pub recheck_at: Option<OffsetDateTime>,
 }
 
 /// Filters of the audit listing (`GET /v1/cancellations`); `None` means "any".

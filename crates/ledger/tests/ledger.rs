@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cancelgate_ledger::{
     AMBIGUOUS, AttemptResult, Backend, Begin, Final, FinalStatus, Ledger, LedgerError, LedgerOptions, ListFilter,
-    NewCancellation, Record, Status,
+    NewCancellation, Record, Resolve, Resolved, ResolvedStatus, Status,
 };
 use cancelgate_ledger::{BatchBegin, ItemEnd, NewBatch};
 use serde_json::json;
@@ -66,6 +66,7 @@ fn cancelled(now: OffsetDateTime) -> Final {
         upstream: Some(json!({"status": 200, "body": {"status": "cancelled"}})),
         http_status: 200,
         now,
+        recheck_at: None,
     }
 }
 
@@ -77,6 +78,7 @@ fn failed(now: OffsetDateTime) -> Final {
         upstream: Some(json!({"status": 404, "body": null})),
         http_status: 404,
         now,
+        recheck_at: None,
     }
 }
 
@@ -88,6 +90,7 @@ fn needs_review(now: OffsetDateTime) -> Final {
         upstream: None,
         http_status: 202,
         now,
+        recheck_at: None,
     }
 }
 
@@ -144,6 +147,11 @@ backend_tests!(
     batch_and_items_are_stored_before_any_item_is_recorded,
     batch_items_follow_their_records_and_their_ends,
     batch_key_replays_refuses_another_body_and_waits_while_recording,
+    a_review_is_resolved_once_with_who_when_and_why,
+    a_reference_resolved_failed_can_be_cancelled_again,
+    a_retry_takes_a_review_back_to_processing_for_a_new_round,
+    rechecks_are_claimed_when_due_and_once,
+    the_database_allows_only_the_ways_out_of_review,
 );
 
 async fn migrate_twice_is_a_no_op(t: Env) {
@@ -1178,4 +1186,227 @@ async fn batch_key_replays_refuses_another_body_and_waits_while_recording(t: Env
     // Keys are per client.
     let c2 = NewBatch { id: "cb_5".to_owned(), client: "c2".to_owned(), ..first };
     assert!(matches!(l.begin_batch(c2).await.unwrap(), BatchBegin::Fresh(_)));
+}
+
+fn resolve(status: ResolvedStatus, note: &str, now: OffsetDateTime) -> Resolve {
+    let error = (status == ResolvedStatus::Failed)
+        .then(|| json!({"code": "not_cancellable", "reason": "resolved_by_operator", "detail": note}));
+    let http_status = if status == ResolvedStatus::Failed { 409 } else { 200 };
+    Resolve { by: "ops".to_owned(), note: note.to_owned(), status, error, http_status, now }
+}
+
+/// A record of `reference` that ended in review after two attempts.
+async fn in_review(l: &Ledger, id: &str, reference: &str, recheck_at: Option<OffsetDateTime>) -> Record {
+    fresh(l, new(id, reference)).await;
+    for _ in 0..2 {
+        let n = l.start_attempt(id, A, T0).await.unwrap();
+        l.finish_attempt(id, n, outcome(AMBIGUOUS, T0 + secs(1))).await.unwrap();
+    }
+    l.finish(id, A, Final { recheck_at, ..needs_review(T0 + secs(2)) }).await.unwrap()
+}
+
+async fn a_review_is_resolved_once_with_who_when_and_why(t: Env) {
+    let l = &t.ledger;
+    let review = in_review(l, "can_1", "res_1", None).await;
+    let at = T0 + secs(60);
+    let Resolved::Fresh(done) =
+        l.resolve("can_1", resolve(ResolvedStatus::Cancelled, "seen at the provider", at)).await.unwrap()
+    else {
+        panic!("not resolved")
+    };
+    assert_eq!((done.status, done.cancelled_at, done.http_status), (Status::Cancelled, Some(at), Some(200)));
+    assert_eq!((done.attempts, done.error.as_ref()), (review.attempts, None), "a resolution sends nothing");
+    let resolution = done.resolution.clone().unwrap();
+    assert_eq!((resolution.by.as_str(), resolution.at, resolution.note.as_str()), ("ops", at, "seen at the provider"));
+    assert_eq!(resolution.status, Status::Cancelled);
+    assert_eq!(l.get("can_1").await.unwrap(), Some(done.clone()));
+    assert_eq!(l.attempts("can_1").await.unwrap().len(), 2);
+
+    // The same resolution again is a replay of the stored record; any other is refused, unchanged.
+    let again = l.resolve("can_1", resolve(ResolvedStatus::Cancelled, "seen at the provider", at + secs(5))).await;
+    assert_eq!(again.unwrap(), Resolved::Replay(done.clone()));
+    let other_note = l.resolve("can_1", resolve(ResolvedStatus::Cancelled, "another note", at)).await.unwrap();
+    assert_eq!(other_note, Resolved::NotInReview(done.clone()));
+    let other_status = l.resolve("can_1", resolve(ResolvedStatus::Failed, "seen at the provider", at)).await.unwrap();
+    assert_eq!(other_status, Resolved::NotInReview(done.clone()));
+    assert_eq!(l.get("can_1").await.unwrap(), Some(done));
+
+    // Never from processing, nor from a final status reached without review.
+    let processing = fresh(l, new("can_2", "res_2")).await;
+    let refused = l.resolve("can_2", resolve(ResolvedStatus::Failed, "x", at)).await.unwrap();
+    assert_eq!(refused, Resolved::NotInReview(processing.clone()));
+    assert_eq!(l.get("can_2").await.unwrap(), Some(processing));
+    fresh(l, new("can_3", "res_3")).await;
+    let cancelled = l.finish("can_3", A, cancelled(T0 + secs(1))).await.unwrap();
+    let refused = l.resolve("can_3", resolve(ResolvedStatus::Cancelled, "x", at)).await.unwrap();
+    assert_eq!(refused, Resolved::NotInReview(cancelled));
+    assert!(matches!(
+        l.resolve("can_unknown", resolve(ResolvedStatus::Cancelled, "x", at)).await,
+        Err(LedgerError::NotFound { .. })
+    ));
+    // A resolution says who and why; a failed one carries its error, a cancelled one none.
+    let no_note = Resolve { note: String::new(), ..resolve(ResolvedStatus::Cancelled, "x", at) };
+    assert!(matches!(l.resolve("can_2", no_note).await, Err(LedgerError::InvalidInput(_))));
+    let no_error = Resolve { error: None, ..resolve(ResolvedStatus::Failed, "x", at) };
+    assert!(matches!(l.resolve("can_2", no_error).await, Err(LedgerError::InvalidInput(_))));
+}
+
+async fn a_reference_resolved_failed_can_be_cancelled_again(t: Env) {
+    let l = &t.ledger;
+    in_review(l, "can_1", "res_1", None).await;
+    // In review, the reference is answered with its record.
+    assert!(matches!(l.begin(new("can_2", "res_1")).await.unwrap(), Begin::ReferenceNeedsReview(_)));
+    let Resolved::Fresh(failed) =
+        l.resolve("can_1", resolve(ResolvedStatus::Failed, "refused by phone", T0 + secs(9))).await.unwrap()
+    else {
+        panic!("not resolved")
+    };
+    assert_eq!((failed.status, failed.http_status, failed.cancelled_at), (Status::Failed, Some(409), None));
+    assert_eq!(failed.error.as_ref().unwrap()["detail"], "refused by phone");
+    let again = fresh(l, new("can_3", "res_1")).await;
+    assert_eq!((again.status, again.resolution.clone()), (Status::Processing, None));
+}
+
+async fn a_retry_takes_a_review_back_to_processing_for_a_new_round(t: Env) {
+    let l = &t.ledger;
+    let review = in_review(l, "can_1", "res_1", Some(T0 + secs(60))).await;
+    assert_eq!((review.recheck_at, review.round_start), (Some(T0 + secs(60)), 0));
+    let now = T0 + secs(30);
+    let retried = l.retry("can_1", B, now).await.unwrap().unwrap();
+    assert_eq!(retried.status, Status::Processing);
+    assert_eq!((retried.lease_owner.as_deref(), retried.lease_until), (Some(B), Some(now + LEASE)));
+    assert_eq!((retried.attempts, retried.round_start, retried.rechecks), (2, 2, 0));
+    assert_eq!(
+        (&retried.error, &retried.upstream, retried.http_status, retried.recheck_at),
+        (&None, &None, None, None)
+    );
+    assert!(retried.ambiguous, "its history still says an attempt may have reached the provider");
+    // Once only: it is processing now, driven by B alone (single flight).
+    assert_eq!(l.retry("can_1", A, now).await.unwrap(), None);
+    assert!(matches!(l.start_attempt("can_1", A, now).await, Err(LedgerError::LeaseLost { .. })));
+    assert!(matches!(l.begin(new("can_2", "res_1")).await.unwrap(), Begin::ReferenceBusy(_)));
+    assert_eq!(l.start_attempt("can_1", B, now).await.unwrap(), 3);
+    let done = l.finish("can_1", B, cancelled(now + secs(1))).await.unwrap();
+    assert_eq!((done.status, done.attempts, done.resolution), (Status::Cancelled, 3, None));
+    // Never from a record not in review.
+    assert_eq!(l.retry("can_1", B, now).await.unwrap(), None);
+    fresh(l, new("can_3", "res_3")).await;
+    assert_eq!(l.retry("can_3", B, now).await.unwrap(), None);
+    assert_eq!(l.retry("can_unknown", B, now).await.unwrap(), None);
+}
+
+async fn rechecks_are_claimed_when_due_and_once(t: Env) {
+    let l = &t.ledger;
+    in_review(l, "can_1", "res_1", Some(T0 + secs(60))).await;
+    in_review(l, "can_2", "res_2", None).await;
+    in_review(l, "can_3", "res_3", Some(T0 + secs(120))).await;
+    assert!(l.claim_rechecks(A, T0 + secs(59), 10).await.unwrap().is_empty());
+    let due = l.claim_rechecks(B, T0 + secs(60), 10).await.unwrap();
+    assert_eq!(due.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["can_1"]);
+    let r = &due[0];
+    assert_eq!((r.status, r.lease_owner.as_deref(), r.rechecks, r.round_start), (Status::Processing, Some(B), 1, 2));
+    assert_eq!(r.recheck_at, None);
+    assert!(l.claim_rechecks(A, T0 + secs(61), 10).await.unwrap().is_empty(), "claimed once");
+    // Still unsure: back in review, with the next re-check scheduled by the driver.
+    let n = l.start_attempt("can_1", B, T0 + secs(61)).await.unwrap();
+    let fin = Final { recheck_at: Some(T0 + secs(600)), ..needs_review(T0 + secs(62)) };
+    let again = l.finish_with_attempt("can_1", B, n, outcome(AMBIGUOUS, T0 + secs(62)), fin).await.unwrap();
+    assert_eq!((again.status, again.rechecks, again.recheck_at), (Status::NeedsReview, 1, Some(T0 + secs(600))));
+    // A resolution cancels any re-check.
+    let Resolved::Fresh(resolved) =
+        l.resolve("can_3", resolve(ResolvedStatus::Cancelled, "ok", T0 + secs(70))).await.unwrap()
+    else {
+        panic!("not resolved")
+    };
+    assert_eq!(resolved.recheck_at, None);
+    assert!(l.claim_rechecks(A, T0 + secs(599), 10).await.unwrap().is_empty());
+    assert_eq!(l.claim_rechecks(A, T0 + secs(600), 10).await.unwrap().len(), 1);
+    // Only a review is re-checked.
+    fresh(l, new("can_4", "res_4")).await;
+    let wrong = Final { recheck_at: Some(T0), ..failed(T0) };
+    assert!(matches!(l.finish("can_4", A, wrong).await, Err(LedgerError::InvalidInput(_))));
+}
+
+async fn the_database_allows_only_the_ways_out_of_review(t: Env) {
+    let l = &t.ledger;
+    in_review(l, "can_1", "res_1", None).await;
+    fresh(l, new("can_2", "res_2")).await;
+    in_review(l, "can_3", "res_3", None).await;
+    let Resolved::Fresh(resolved) =
+        l.resolve("can_3", resolve(ResolvedStatus::Failed, "no", T0 + secs(9))).await.unwrap()
+    else {
+        panic!("not resolved")
+    };
+    let when = "'2026-04-01T10:00:05.000000Z'";
+    let resolution =
+        format!("resolution_by = 'x', resolution_at = {when}, resolution_note = 'n', resolution_status = 'cancelled'");
+    let refused = [
+        (
+            format!("UPDATE cancellations SET status = 'cancelled', cancelled_at = {when} WHERE id = 'can_1'"),
+            "a review cancelled without a resolution",
+        ),
+        (
+            "UPDATE cancellations SET status = 'failed' WHERE id = 'can_1'".to_owned(),
+            "a review failed without a resolution",
+        ),
+        (
+            "UPDATE cancellations SET status = 'processing' WHERE id = 'can_1'".to_owned(),
+            "a review driven again without a lease",
+        ),
+        (format!("UPDATE cancellations SET {resolution} WHERE id = 'can_1'"), "a resolution without leaving review"),
+        (
+            format!(
+                "UPDATE cancellations SET status = 'cancelled', cancelled_at = {when}, {resolution} WHERE id = 'can_2'"
+            ),
+            "a processing record resolved",
+        ),
+        (
+            format!(
+                "UPDATE cancellations SET status = 'cancelled', cancelled_at = {when}, resolution_status = 'cancelled' WHERE id = 'can_1'"
+            ),
+            "a partial resolution",
+        ),
+        (
+            "UPDATE cancellations SET resolution_note = 'rewritten' WHERE id = 'can_3'".to_owned(),
+            "a resolution changed",
+        ),
+        (
+            format!(
+                "UPDATE cancellations SET status = 'processing', lease_owner = 'x', lease_until = {when}, \
+                  resolution_by = NULL, resolution_at = NULL, resolution_note = NULL, resolution_status = NULL \
+                  WHERE id = 'can_3'"
+            ),
+            "a resolved record driven again",
+        ),
+        (
+            "UPDATE cancellations SET status = 'needs_review' WHERE id = 'can_3'".to_owned(),
+            "a resolved record back in review",
+        ),
+    ];
+    let allowed = format!(
+        "UPDATE cancellations SET status = 'cancelled', cancelled_at = {when}, http_status = 200, {resolution} WHERE id = 'can_1'"
+    );
+    macro_rules! check {
+        ($conn:expr) => {{
+            let conn = &mut $conn;
+            for (sql, what) in &refused {
+                assert!(sqlx::query(sql).execute(&mut *conn).await.is_err(), "{what} was accepted");
+            }
+            sqlx::query(&allowed).execute(&mut *conn).await.unwrap();
+        }};
+    }
+    match t.backend() {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+            check!(conn);
+            conn.close().await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+            check!(conn);
+            conn.close().await.unwrap();
+        }
+    }
+    assert_eq!(l.get("can_3").await.unwrap(), Some(resolved));
+    assert_eq!(l.get("can_1").await.unwrap().unwrap().resolution.unwrap().by, "x");
 }

@@ -32,7 +32,12 @@ impl CancelProvider for Accommodation {
 
     fn capabilities(&self) -> Capabilities {
         // A repeat is answered "Current status: cancelled", which the classifier reads with the context.
-        Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+        Capabilities {
+            repeat_cancel_is_safe: true,
+            repeat_settles_review: true,
+            cancellation_preview: false,
+            status_lookup: false,
+        }
     }
 
     fn credential_fields(&self) -> &'static [CredentialField] {
@@ -119,7 +124,12 @@ mod tests {
         assert_eq!(ID.as_str(), "accommodation");
         assert_eq!(
             Accommodation.capabilities(),
-            Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+            Capabilities {
+                repeat_cancel_is_safe: true,
+                repeat_settles_review: true,
+                cancellation_preview: false,
+                status_lookup: false
+            }
         );
         assert_eq!(
             Accommodation.credential_fields(),

@@ -30,7 +30,12 @@ impl CancelProvider for ChargeApi {
 
     fn capabilities(&self) -> Capabilities {
         // A repeat is answered "already cancelled", which the classifier reads with the context.
-        Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+        Capabilities {
+            repeat_cancel_is_safe: true,
+            repeat_settles_review: true,
+            cancellation_preview: false,
+            status_lookup: false,
+        }
     }
 
     fn credential_fields(&self) -> &'static [CredentialField] {
@@ -96,7 +101,12 @@ mod tests {
         assert_eq!(ID.as_str(), "chargeapi");
         assert_eq!(
             ChargeApi.capabilities(),
-            Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+            Capabilities {
+                repeat_cancel_is_safe: true,
+                repeat_settles_review: true,
+                cancellation_preview: false,
+                status_lookup: false
+            }
         );
         assert_eq!(
             ChargeApi.credential_fields(),

@@ -32,7 +32,12 @@ impl CancelProvider for FrontPayment {
     fn capabilities(&self) -> Capabilities {
         // A repeat is answered `reservationStatusAlreadyCompleted`, which after an ambiguous
         // attempt the classifier turns into needs_review: never a second cancellation.
-        Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+        Capabilities {
+            repeat_cancel_is_safe: true,
+            repeat_settles_review: false,
+            cancellation_preview: false,
+            status_lookup: false,
+        }
     }
 
     fn credential_fields(&self) -> &'static [CredentialField] {
@@ -126,7 +131,12 @@ mod tests {
         assert_eq!(ID.as_str(), "frontpayment");
         assert_eq!(
             FrontPayment.capabilities(),
-            Capabilities { repeat_cancel_is_safe: true, cancellation_preview: false, status_lookup: false }
+            Capabilities {
+                repeat_cancel_is_safe: true,
+                repeat_settles_review: false,
+                cancellation_preview: false,
+                status_lookup: false
+            }
         );
         assert_eq!(
             FrontPayment.credential_fields(),

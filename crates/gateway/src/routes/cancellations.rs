@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, Status, UpstreamSnapshot, rfc3339};
+use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, ResolutionView, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::driver::{Early, stored_request};
@@ -401,6 +401,12 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
         metadata,
         upstream,
         batch_id: record.batch_id.clone(),
+        resolution: record.resolution.as_ref().map(|r| ResolutionView {
+            by: r.by.clone(),
+            at: rfc3339(r.at),
+            note: r.note.clone(),
+            status: api_status(r.status),
+        }),
     }
 }
 

@@ -6,6 +6,7 @@ mod docs;
 mod errors;
 mod health;
 mod metrics;
+mod operate;
 mod providers;
 
 pub use providers::{LatencyMs, ProviderHealth, ProviderList, ProviderRateLimit, ProviderView};
@@ -31,6 +32,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/cancellations/{id}"),
     ("POST", "/v1/cancellation-batches"),
     ("GET", "/v1/cancellation-batches/{id}"),
+    ("GET", "/v1/cancellations/{id}/attempts"),
+    ("POST", "/v1/cancellations/{id}/resolve"),
+    ("POST", "/v1/cancellations/{id}/retry"),
     ("GET", "/v1/providers"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -50,6 +54,9 @@ pub const V1_SCOPES: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/cancellations/{id}", Scope::Read),
     ("POST", "/v1/cancellation-batches", Scope::Cancel),
     ("GET", "/v1/cancellation-batches/{id}", Scope::Read),
+    ("GET", "/v1/cancellations/{id}/attempts", Scope::Read),
+    ("POST", "/v1/cancellations/{id}/resolve", Scope::Operate),
+    ("POST", "/v1/cancellations/{id}/retry", Scope::Operate),
     ("GET", "/v1/providers", Scope::Read),
 ];
 
@@ -92,6 +99,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cancellations/{id}", get(cancellations::get))
         .route("/v1/cancellation-batches", post(batches::create))
         .route("/v1/cancellation-batches/{id}", get(batches::get))
+        .route("/v1/cancellations/{id}/attempts", get(operate::attempts))
+        .route("/v1/cancellations/{id}/resolve", post(operate::resolve))
+        .route("/v1/cancellations/{id}/retry", post(operate::retry))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
@@ -133,6 +143,9 @@ mod tests {
         assert_eq!(V1_SCOPES.len(), v1.len(), "a scope for a route that does not exist");
         assert_eq!(required_scope(&http::Method::HEAD, "/v1/providers"), Some(Scope::Read));
         assert_eq!(required_scope(&http::Method::POST, "/v1/cancellations"), Some(Scope::Cancel));
+        assert_eq!(required_scope(&http::Method::POST, "/v1/cancellations/{id}/resolve"), Some(Scope::Operate));
+        assert_eq!(required_scope(&http::Method::POST, "/v1/cancellations/{id}/retry"), Some(Scope::Operate));
+        assert_eq!(required_scope(&http::Method::GET, "/v1/cancellations/{id}/attempts"), Some(Scope::Read));
         assert_eq!(required_scope(&http::Method::DELETE, "/v1/cancellations"), None);
     }
 }

@@ -1,0 +1,160 @@
+//! Operator actions on one cancellation (SPEC §9): its attempts, and settling it out of
+//! `needs_review` by a resolution or a retry. A resolution sends nothing; a retry is driven by the
+//! same driver as any cancellation (leases, one upstream cancel in flight per reference).
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cancelgate_core::{ErrorCode, RefusalReason};
+use cancelgate_ledger::{Record, Resolve, Resolved, ResolvedStatus, Status as LedgerStatus};
+use http::{HeaderMap, StatusCode};
+use time::OffsetDateTime;
+
+use super::cancellations::{body_rejection, cancellation, check_content_type, ledger_error, render};
+use crate::api::{AttemptList, AttemptView, ResolveBody, ResolveStatus, parse_empty_body, rfc3339};
+use crate::clients::Client;
+use crate::driver::rebuild;
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// The record `id` names, if this client may see it (another client's cancellation on an
+/// account this client may not use does not exist for it).
+async fn visible(
+    state: &AppState,
+    client: &Client,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Record, ApiError> {
+    let not_found = || ApiError::not_found("No cancellation with this id.");
+    let Ok(Path(id)) = id else { return Err(not_found()) };
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let record = state.driver.ledger.get(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
+    if !client.may_use(&record.provider, &record.account) {
+        return Err(not_found());
+    }
+    telemetry::record_provider(&record.provider);
+    telemetry::record("cancellation_id", &record.id);
+    Ok(record)
+}
+
+fn not_resolvable(record: &Record, detail: &str) -> ApiError {
+    let mut e = ApiError::new(ErrorCode::NotResolvable, detail).with_target(&record.provider, &record.reference);
+    e.cancellation_id = Some(record.id.clone());
+    e
+}
+
+/// `GET /v1/cancellations/{id}/attempts`: every upstream attempt, oldest first.
+pub async fn attempts(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let record = visible(&state, &client, id).await?;
+    let rows = state.driver.ledger.attempts(&record.id).await.map_err(ledger_error)?;
+    let data = rows
+        .into_iter()
+        .map(|a| AttemptView {
+            n: a.n,
+            started_at: rfc3339(a.started_at),
+            finished_at: a.finished_at.map(rfc3339),
+            latency_ms: a.latency_ms,
+            outcome: a.outcome,
+            http_status: a.http_status,
+            body: a.body,
+            error: a.error,
+        })
+        .collect();
+    Ok(Json(AttemptList { object: "list", data }).into_response())
+}
+
+/// `POST /v1/cancellations/{id}/resolve`: an operator settles a cancellation in review.
+pub async fn resolve(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    check_content_type(&headers)?;
+    let body = ResolveBody::parse(&body)?;
+    let record = visible(&state, &client, id).await?;
+    let (status, error, http_status) = match body.status {
+        ResolveStatus::Cancelled => (ResolvedStatus::Cancelled, None, 200),
+        ResolveStatus::Failed => {
+            let mut e = ApiError::new(ErrorCode::NotCancellable, body.note.clone())
+                .with_target(&record.provider, &record.reference);
+            e.reason = Some(RefusalReason::ResolvedByOperator);
+            e.cancellation_id = Some(record.id.clone());
+            (ResolvedStatus::Failed, Some(e.to_json()), e.code.http_status())
+        }
+    };
+    let resolve = Resolve {
+        by: client.name.clone(),
+        note: body.note,
+        status,
+        error,
+        http_status,
+        now: OffsetDateTime::now_utc(),
+    };
+    match state.driver.ledger.resolve(&record.id, resolve).await.map_err(ledger_error)? {
+        Resolved::Fresh(record) => {
+            tracing::info!(cancellation_id = %record.id, status = %record.status, by = %client.name,
+                "cancellation resolved by an operator");
+            Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
+        }
+        Resolved::Replay(record) => Ok((StatusCode::OK, Json(cancellation(&record, true))).into_response()),
+        Resolved::NotInReview(record) => Err(not_resolvable(
+            &record,
+            match record.resolution {
+                Some(_) => "This cancellation is not awaiting review: it was resolved otherwise.",
+                None => "This cancellation is not awaiting review.",
+            },
+        )),
+    }
+}
+
+/// `POST /v1/cancellations/{id}/retry`: a cancellation in review is driven again, where the
+/// provider allows a repeated cancel.
+pub async fn retry(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    id: Result<Path<String>, PathRejection>,
+    request_id: axum::Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    check_content_type(&headers)?;
+    parse_empty_body(&body)?;
+    let record = visible(&state, &client, id).await?;
+    if record.status != LedgerStatus::NeedsReview {
+        return Err(not_resolvable(&record, "This cancellation is not awaiting review."));
+    }
+    let prepared = rebuild(&state.registry, &record).map_err(|_| {
+        not_resolvable(&record, "This cancellation's provider account is no longer configured: resolve it instead.")
+    })?;
+    let capabilities = prepared.entry.adapter.capabilities();
+    if !(capabilities.repeat_cancel_is_safe && capabilities.repeat_settles_review) {
+        return Err(not_resolvable(
+            &record,
+            "This cancellation is not awaiting a retry: this provider's answer to a repeated cancel cannot settle a review. Resolve it instead.",
+        ));
+    }
+    let owner = state.driver.owner.clone();
+    let Some(record) =
+        state.driver.ledger.retry(&record.id, &owner, OffsetDateTime::now_utc()).await.map_err(ledger_error)?
+    else {
+        // Resolved or retried by someone else meanwhile.
+        return Err(not_resolvable(&record, "This cancellation is not awaiting review."));
+    };
+    tracing::info!(cancellation_id = %record.id, by = %client.name, "cancellation retried by an operator");
+    state.driver.drive_again(prepared, &record, request_id.0.clone());
+    Ok(render(&record, false))
+}
