@@ -97,8 +97,9 @@ async fn killed_while_the_provider_is_working_it_is_cancelled_once_after_restart
     let (provider, reference) = (SimulatedProvider::ChargeApi, seeds::CHARGEAPI_CONFIRMED);
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // The provider works for 1 s, then cancels and answers (if anyone still listens).
-    sandbox.inject(provider, FaultRule::reference(reference, Fault::latency(Duration::from_secs(1))).times(1));
+    // The provider works for 4 s (well past the caller's 1 s), then cancels and answers (if
+    // anyone still listens).
+    sandbox.inject(provider, FaultRule::reference(reference, Fault::latency(Duration::from_secs(4))).times(1));
 
     let id = cancel_then_crash(&sandbox, dir.path(), provider, reference).await;
     let (_gateway, record) = restart_until_final(&sandbox, dir.path(), &id).await;

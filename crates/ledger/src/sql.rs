@@ -237,7 +237,8 @@ macro_rules! record_columns_of_c {
     () => {
         "c.id, c.client, c.provider, c.account, c.reference, c.status, c.idempotency_key, c.fingerprint, \
          c.request, c.metadata, c.attempts, c.ambiguous, c.cancelled_at, c.error, c.upstream, c.http_status, \
-         c.lease_owner, c.lease_until, c.created_at, c.updated_at, c.batch_id"
+         c.lease_owner, c.lease_until, c.created_at, c.updated_at, c.batch_id, c.resolution_by, c.resolution_at, \
+         c.resolution_note, c.resolution_status, c.round_start, c.rechecks, c.recheck_at"
     };
 }
 
@@ -292,3 +293,14 @@ pub(crate) const SEAL_BATCH: Sql = Sql::both(
     "UPDATE cancellation_batches SET recording_until = NULL, updated_at = $3 \
      WHERE id = $1 AND owner = $2 AND recording_until IS NOT NULL",
 );
+
+#[cfg(test)]
+mod column_list_tests {
+    /// The two spellings of a record's columns must not drift (a column added to one only is a
+    /// `Corrupt` "no column found" at run time).
+    #[test]
+    fn the_aliased_record_columns_are_the_record_columns() {
+        let words = |s: &str| s.split(',').map(|c| c.trim().trim_start_matches("c.").to_owned()).collect::<Vec<_>>();
+        assert_eq!(words(record_columns_of_c!()), words(record_columns!()));
+    }
+}
