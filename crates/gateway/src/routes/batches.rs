@@ -25,9 +25,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::cancellations::{
-    Begun, begin_one, body_rejection, cancellation, check_content_type, ledger_error, ledger_too_slow, settle_one,
-};
+use super::cancellations::{Begun, admit_post, begin_one, cancellation, ledger_error, ledger_too_slow, settle_one};
 use crate::api::{BatchBody, BatchItemView, BatchStatus, CancelBody, CancellationBatch, Status, in_item, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
@@ -65,16 +63,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // As for a single cancel (SPEC §12): from the request received in full.
-    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
-    let deadline = tokio::time::Instant::now() + respond_within;
-    if let Err(wait) = state.client_limits.check(&client.name) {
-        return Err(
-            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
-        );
-    }
-    let body = body.map_err(body_rejection)?;
-    check_content_type(&headers)?;
+    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
     let body = BatchBody::parse(&body)?;
     // Every item is checked before anything is recorded or sent (SPEC §10).
     let mut prepared = Vec::with_capacity(body.items.len());
@@ -108,7 +97,7 @@ pub async fn create(
     telemetry::record("cancellation_id", &batch_id);
     let batch = match tokio::time::timeout_at(deadline, state.driver.ledger.begin_batch(new)).await {
         Ok(begin) => begin.map_err(ledger_error)?,
-        Err(_) => return Err(ledger_too_slow(respond_within)),
+        Err(_) => return Err(ledger_too_slow(Duration::from_millis(state.settings.limits.respond_within_ms))),
     };
     let batch = match batch {
         BatchBegin::Fresh(batch) => batch,

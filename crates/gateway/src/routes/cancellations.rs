@@ -34,18 +34,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // SPEC §12: a 202 goes out no later than `limits.respond_within_ms` after the request arrived,
-    // counted from here, where it has arrived in full (the extractors above read its body): a
-    // slow upload is the client's time, and must not turn into a 503 that blames the ledger.
-    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
-    let deadline = tokio::time::Instant::now() + respond_within;
-    if let Err(wait) = state.client_limits.check(&client.name) {
-        return Err(
-            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
-        );
-    }
-    let body = body.map_err(body_rejection)?;
-    check_content_type(&headers)?;
+    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
     let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
@@ -194,25 +183,35 @@ pub(crate) async fn settle_one(
     record.unwrap_or(fresh)
 }
 
+/// What a cancelling `POST` (one cancel or a batch) checks first: the client's quota, the body as
+/// read, its content type. Returns the body and the caller's deadline. SPEC §12: a 202 goes out no
+/// later than `limits.respond_within_ms` after the request arrived, counted from here, where it has
+/// arrived in full (the extractors read its body): a slow upload is the client's time, and must not
+/// turn into a 503 that blames the ledger.
+pub(super) fn admit_post(
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Bytes, tokio::time::Instant), ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms);
+    if let Err(wait) = state.client_limits.check(&client.name) {
+        return Err(
+            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
+        );
+    }
+    let body = body.map_err(body_rejection)?;
+    check_content_type(headers)?;
+    Ok((body, deadline))
+}
+
 /// `GET /v1/cancellations/{id}`: the cancellation as stored.
 pub async fn get(
     State(state): State<AppState>,
     Caller(client): Caller,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found("No cancellation with this id.");
-    // An id that is not even UTF-8 (`%FF`) names no cancellation either, in the problem shape.
-    let Ok(Path(id)) = id else { return Err(not_found()) };
-    if id.len() > 64 {
-        return Err(not_found());
-    }
-    let record = state.driver.ledger.get(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
-    // Another client's cancellation on an account this client may not use does not exist for it.
-    if !client.may_use(&record.provider, &record.account) {
-        return Err(not_found());
-    }
-    telemetry::record_provider(&record.provider);
-    telemetry::record("cancellation_id", &record.id);
+    let record = super::operate::visible(&state, &client, id).await?;
     Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
 }
 

@@ -24,12 +24,13 @@ use crate::telemetry;
 
 /// The record `id` names, if this client may see it (another client's cancellation on an
 /// account this client may not use does not exist for it).
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     client: &Client,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Record, ApiError> {
     let not_found = || ApiError::not_found("No cancellation with this id.");
+    // An id that is not even UTF-8 (`%FF`) names no cancellation either, in the problem shape.
     let Ok(Path(id)) = id else { return Err(not_found()) };
     if id.len() > 64 {
         return Err(not_found());
