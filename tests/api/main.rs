@@ -33,6 +33,7 @@ mod process;
 mod properties;
 mod quota;
 mod redis_env;
+mod refusal_document;
 mod resilience;
 mod sandbox_outcomes;
 mod secrets;

@@ -741,7 +741,7 @@ pub struct Cancellation {
     pub updated_at: String,
     /// The final error of a `failed` cancellation.
     #[schema(value_type = Option<crate::openapi::ProblemSchema>)]
-    pub error: Option<serde_json::Value>,
+    pub error: Option<crate::error::Problem>,
     pub metadata: BTreeMap<String, String>,
     pub upstream: Option<UpstreamSnapshot>,
     /// The batch (`cb_…`, SPEC §10) this cancellation is an item of; null for a single cancel.

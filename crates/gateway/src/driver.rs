@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::cancel::{Prepared, attempt, backoff};
-use crate::error::{ApiError, UpstreamInfo};
+use crate::failure::{Failure, UpstreamInfo};
 use crate::registry::Registry;
 use crate::request_id::{self, RequestId};
 use crate::resilience::{Admission, Health};
@@ -158,11 +158,11 @@ impl Driver {
                         body: None,
                         error: Some(build_error.to_string()),
                     };
-                    let error = ApiError::new(
+                    let failure = Failure::new(
                         ErrorCode::ProviderMisconfigured,
                         format!("The provider account cannot be used: {build_error}."),
                     );
-                    (answer, Verdict::Refused(error))
+                    (answer, Verdict::Refused(failure))
                 }
             };
             let verdict = match verdict {
@@ -415,18 +415,18 @@ impl Driver {
     }
 
     /// A record whose provider or account is gone from the configuration cannot be driven.
-    async fn abandon(&self, record: &Record, error: ApiError) {
+    async fn abandon(&self, record: &Record, failure: Failure) {
         // After an ambiguous attempt the provider may have cancelled: review, with why it cannot
         // be driven as its evidence. Otherwise nothing happened upstream: failed.
         let (status, http_status) = if record.ambiguous {
             (FinalStatus::NeedsReview, 202)
         } else {
-            (FinalStatus::Failed, error.code.http_status())
+            (FinalStatus::Failed, failure.code.http_status())
         };
         let fin = Final {
             status,
             cancelled_at: None,
-            error: Some(located(error, record).to_json()),
+            error: Some(failure.to_stored()),
             upstream: None,
             http_status,
             now: OffsetDateTime::now_utc(),
@@ -452,9 +452,9 @@ pub fn stored_request(request: &CancelRequest, request_id: &RequestId) -> Value 
     json!({"reason": request.reason, "language": request.language, "request_id": request_id.as_str()})
 }
 
-pub fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<ApiError>> {
+pub fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<Failure>> {
     let unavailable = |what: &str| {
-        Box::new(ApiError::new(
+        Box::new(Failure::new(
             ErrorCode::ProviderMisconfigured,
             format!("The {what} of this cancellation is no longer configured."),
         ))
@@ -465,13 +465,6 @@ pub fn rebuild(registry: &Registry, record: &Record) -> Result<Prepared, Box<Api
     let text = |k: &str| record.request.get(k).and_then(Value::as_str).map(str::to_owned);
     let request = CancelRequest { reference, reason: text("reason"), language: text("language") };
     Ok(Prepared { entry, account, request })
-}
-
-fn located(mut error: ApiError, record: &Record) -> ApiError {
-    error.provider = Some(record.provider.clone());
-    error.reference = Some(record.reference.clone());
-    error.cancellation_id = Some(record.id.clone());
-    error
 }
 
 /// What an attempt says about the provider's health (SPEC §4: only timeouts, resets and
@@ -635,12 +628,6 @@ fn snapshot(upstream: &Option<UpstreamInfo>) -> Option<Value> {
 /// The final state a verdict gives.
 fn finish(job: &Job, verdict: Verdict) -> Final {
     let now = OffsetDateTime::now_utc();
-    let locate = |mut e: ApiError| {
-        e.provider = Some(job.prepared.entry.id().to_owned());
-        e.reference = Some(job.prepared.request.reference.as_str().to_owned());
-        e.cancellation_id = Some(job.record_id.clone());
-        e
-    };
     match verdict {
         Verdict::Cancelled { cancelled_at, upstream } => Final {
             status: FinalStatus::Cancelled,
@@ -651,50 +638,44 @@ fn finish(job: &Job, verdict: Verdict) -> Final {
             now,
             recheck_at: None,
         },
-        Verdict::NeedsReview(error) => {
-            tracing::warn!(cancellation_id = %job.record_id, code = %error.code, detail = %error.detail,
+        Verdict::NeedsReview(failure) => {
+            tracing::warn!(cancellation_id = %job.record_id, code = %failure.code, detail = %failure.detail,
                 "cancellation needs review");
-            let error = locate(error);
             Final {
                 status: FinalStatus::NeedsReview,
                 cancelled_at: None,
-                upstream: snapshot(&error.upstream),
-                error: Some(error.to_json()),
+                upstream: snapshot(&failure.upstream),
+                error: Some(failure.to_stored()),
                 http_status: 202,
                 now,
                 recheck_at: None,
             }
         }
         Verdict::RateLimited { retry_after, upstream } => {
-            let mut error = ApiError::new(ErrorCode::RateLimited, "The provider's quota is exhausted.")
-                .with_retry_after(retry_after.unwrap_or(Duration::from_secs(1)));
-            // Kept beside the answer so a replay sends the provider's `Retry-After` again.
+            // Kept beside the answer so every answer of the record sends the provider's `Retry-After`.
             let retry_after_s = retry_after.map_or(1, |d| d.as_secs().max(1));
             let snapshot = json!({"status": upstream.status, "body": upstream.body, "retry_after_s": retry_after_s});
-            error.upstream = Some(upstream);
-            let error = locate(error);
+            let failure = Failure::new(ErrorCode::RateLimited, "The provider's quota is exhausted.")
+                .with_upstream(Some(upstream));
             Final {
                 status: FinalStatus::Failed,
                 cancelled_at: None,
                 http_status: 429,
-                error: Some(error.to_json()),
+                error: Some(failure.to_stored()),
                 upstream: Some(snapshot),
                 now,
                 recheck_at: None,
             }
         }
-        Verdict::Refused(error) => {
-            let error = locate(error);
-            Final {
-                status: FinalStatus::Failed,
-                cancelled_at: None,
-                http_status: error.code.http_status(),
-                upstream: snapshot(&error.upstream),
-                error: Some(error.to_json()),
-                now,
-                recheck_at: None,
-            }
-        }
+        Verdict::Refused(failure) => Final {
+            status: FinalStatus::Failed,
+            cancelled_at: None,
+            http_status: failure.code.http_status(),
+            upstream: snapshot(&failure.upstream),
+            error: Some(failure.to_stored()),
+            now,
+            recheck_at: None,
+        },
         // `run` never finishes an unsettled verdict; were it to, the honest state is review.
         Verdict::Unsettled(unsettled) => finish(job, exhausted(unsettled, true)),
     }

@@ -5,26 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use cancelgate_core::{ErrorCode, HttpResponse, RefusalReason};
+use cancelgate_core::{ErrorCode, RefusalReason};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+use crate::failure::Failure;
+pub use crate::failure::UpstreamInfo;
 use crate::request_id;
-
-/// What a provider answered, as shown in `upstream`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct UpstreamInfo {
-    pub status: u16,
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub body: serde_json::Value,
-}
-
-impl UpstreamInfo {
-    pub fn from_response(res: &HttpResponse, code: Option<String>, message: Option<String>) -> Self {
-        Self { status: res.status.as_u16(), code, message, body: res.body_for_record() }
-    }
-}
 
 /// An error answer. Boxed: it travels through many `Result`s and is large.
 #[derive(Debug, Clone)]
@@ -42,6 +29,9 @@ pub struct ErrorDetails {
     pub upstream: Option<UpstreamInfo>,
     pub retry_after: Option<Duration>,
     pub replayed: bool,
+    /// The request that the answer is about, when not the one being answered: a stored
+    /// failure names the request that made its record (SPEC §2: a replay is the stored body).
+    pub request_id: Option<String>,
 }
 
 impl std::ops::Deref for ApiError {
@@ -57,24 +47,25 @@ impl std::ops::DerefMut for ApiError {
     }
 }
 
-/// The problem document, member order as in SPEC §3.
-#[derive(Debug, Serialize)]
-pub struct Problem<'a> {
+/// The problem document, member order as in SPEC §3. Owned, so a Cancellation's `error` is this
+/// very shape too, in the same order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,
     pub title: &'static str,
     pub status: u16,
     pub code: &'static str,
     pub reason: Option<&'static str>,
-    pub detail: &'a str,
+    pub detail: String,
     pub retryable: bool,
-    pub provider: Option<&'a str>,
-    pub reference: Option<&'a str>,
-    pub cancellation_id: Option<&'a str>,
+    pub provider: Option<String>,
+    pub reference: Option<String>,
+    pub cancellation_id: Option<String>,
     pub request_id: Option<String>,
-    pub upstream: Option<&'a UpstreamInfo>,
+    pub upstream: Option<UpstreamInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub param: Option<&'a str>,
+    pub param: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
 }
@@ -92,7 +83,26 @@ impl ApiError {
             upstream: None,
             retry_after: None,
             replayed: false,
+            request_id: None,
         }))
+    }
+
+    /// The one place a [`Failure`] becomes an answer: the failure of the record `cancellation_id`
+    /// of `provider`/`reference`, made by the request `request_id`.
+    pub fn located(
+        failure: Failure,
+        provider: &str,
+        reference: &str,
+        cancellation_id: &str,
+        request_id: Option<String>,
+    ) -> Self {
+        let Failure { code, reason, detail, upstream } = failure;
+        let mut error = Self::new(code, detail).with_target(provider, reference);
+        error.reason = reason;
+        error.upstream = upstream;
+        error.cancellation_id = Some(cancellation_id.to_owned());
+        error.request_id = request_id;
+        error
     }
 
     pub fn invalid(param: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -126,7 +136,7 @@ impl ApiError {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    pub fn problem(&self) -> Problem<'_> {
+    pub fn problem(&self) -> Problem {
         let doc = self.code.doc();
         Problem {
             type_: format!("/errors/{}", self.code.as_str()),
@@ -134,19 +144,19 @@ impl ApiError {
             status: self.code.http_status(),
             code: self.code.as_str(),
             reason: self.reason.map(RefusalReason::as_str),
-            detail: &self.detail,
+            detail: self.detail.clone(),
             retryable: self.code.retryable(),
-            provider: self.provider.as_deref(),
-            reference: self.reference.as_deref(),
-            cancellation_id: self.cancellation_id.as_deref(),
-            request_id: request_id::current().map(|id| id.as_str().to_owned()),
-            upstream: self.upstream.as_ref(),
-            param: self.param.as_deref(),
+            provider: self.provider.clone(),
+            reference: self.reference.clone(),
+            cancellation_id: self.cancellation_id.clone(),
+            request_id: self.request_id.clone().or_else(|| request_id::current().map(|id| id.as_str().to_owned())),
+            upstream: self.upstream.clone(),
+            param: self.param.clone(),
             replayed: self.replayed,
         }
     }
 
-    /// The problem as a JSON value (stored in the ledger for replays).
+    /// The problem as a JSON value (a batch item shed before it was recorded is stored so).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self.problem()).unwrap_or(serde_json::Value::Null)
     }

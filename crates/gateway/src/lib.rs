@@ -12,6 +12,7 @@ pub mod driver;
 pub mod error;
 pub mod executor;
 pub mod extract;
+pub mod failure;
 pub mod openapi;
 pub mod registry;
 pub mod request_id;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cancelgate_core::{Effect, ErrorCode, HttpResponse, Outcome, TransportError, TransportErrorKind};
 use time::OffsetDateTime;
 
-use crate::error::{ApiError, UpstreamInfo};
+use crate::failure::{Failure, UpstreamInfo};
 
 /// The result of one attempt: an answer the adapter classified, or no answer at all.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub enum Verdict {
         upstream: Option<UpstreamInfo>,
     },
     /// A final refusal: the record ends `failed` with this error.
-    Refused(ApiError),
+    Refused(Failure),
     /// Answered at once, never driven in the background (SPEC §4).
     RateLimited {
         retry_after: Option<Duration>,
@@ -31,7 +31,7 @@ pub enum Verdict {
     },
     /// The gateway cannot tell whether the provider cancelled. `error` is the evidence (SPEC §12):
     /// the last attempt's code and detail, and the provider's answer when there was one.
-    NeedsReview(ApiError),
+    NeedsReview(Failure),
     /// No final answer yet: another attempt may settle it.
     Unsettled(Unsettled),
 }
@@ -58,40 +58,41 @@ impl Verdict {
                 upstream: None,
                 retry_after: None,
             }),
-            AttemptResult::Answered { outcome, response } => match outcome {
-                Outcome::Cancelled(c) => Verdict::Cancelled {
-                    cancelled_at: c.cancelled_at,
-                    upstream: Some(UpstreamInfo::from_response(&response, None, None)),
-                },
-                Outcome::Refused(r) => {
-                    let mut error = ApiError::new(r.code, r.detail);
-                    error.reason = r.reason;
-                    error.upstream = Some(UpstreamInfo::from_response(&response, r.upstream_code, r.upstream_message));
-                    Verdict::Refused(error)
+            AttemptResult::Answered { outcome, response } => {
+                match outcome {
+                    Outcome::Cancelled(c) => Verdict::Cancelled {
+                        cancelled_at: c.cancelled_at,
+                        upstream: Some(UpstreamInfo::from_response(&response, None, None)),
+                    },
+                    Outcome::Refused(r) => {
+                        Verdict::Refused(Failure::new(r.code, r.detail).with_reason(r.reason).with_upstream(Some(
+                            UpstreamInfo::from_response(&response, r.upstream_code, r.upstream_message),
+                        )))
+                    }
+                    Outcome::RateLimited { retry_after, upstream_message } => Verdict::RateLimited {
+                        retry_after,
+                        upstream: UpstreamInfo::from_response(&response, None, upstream_message),
+                    },
+                    Outcome::NeedsReview { detail, upstream_code, upstream_message } => {
+                        let detail = if detail.is_empty() {
+                            "The provider's answer does not tell whether an earlier attempt of ours cancelled the reservation. An operator must check.".to_owned()
+                        } else {
+                            detail
+                        };
+                        // The answer is readable but decides nothing: "could not understand" (§3).
+                        Verdict::NeedsReview(Failure::new(ErrorCode::UpstreamError, detail).with_upstream(Some(
+                            UpstreamInfo::from_response(&response, upstream_code, upstream_message),
+                        )))
+                    }
+                    Outcome::Fault(f) => Verdict::Unsettled(Unsettled {
+                        ambiguous: f.effect == Effect::Unknown,
+                        code: ErrorCode::UpstreamError,
+                        retry_after: response.retry_after(),
+                        upstream: Some(UpstreamInfo::from_response(&response, f.upstream_code, f.upstream_message)),
+                        detail: f.detail,
+                    }),
                 }
-                Outcome::RateLimited { retry_after, upstream_message } => Verdict::RateLimited {
-                    retry_after,
-                    upstream: UpstreamInfo::from_response(&response, None, upstream_message),
-                },
-                Outcome::NeedsReview { detail, upstream_code, upstream_message } => {
-                    let detail = if detail.is_empty() {
-                        "The provider's answer does not tell whether an earlier attempt of ours cancelled the reservation. An operator must check.".to_owned()
-                    } else {
-                        detail
-                    };
-                    // The answer is readable but decides nothing: "could not understand" (§3).
-                    let mut error = ApiError::new(ErrorCode::UpstreamError, detail);
-                    error.upstream = Some(UpstreamInfo::from_response(&response, upstream_code, upstream_message));
-                    Verdict::NeedsReview(error)
-                }
-                Outcome::Fault(f) => Verdict::Unsettled(Unsettled {
-                    ambiguous: f.effect == Effect::Unknown,
-                    code: ErrorCode::UpstreamError,
-                    retry_after: response.retry_after(),
-                    upstream: Some(UpstreamInfo::from_response(&response, f.upstream_code, f.upstream_message)),
-                    detail: f.detail,
-                }),
-            },
+            }
         }
     }
 }
@@ -110,20 +111,14 @@ pub fn no_answer_code(kind: TransportErrorKind) -> ErrorCode {
 /// attempt's code and answer as its evidence.
 pub fn exhausted(last: Unsettled, any_ambiguous: bool) -> Verdict {
     if any_ambiguous {
-        let mut error = ApiError::new(
-            last.code,
-            format!(
-                "The provider may have cancelled, but no attempt got a readable answer (last: {}). An operator must check.",
-                last.detail
-            ),
+        let detail = format!(
+            "The provider may have cancelled, but no attempt got a readable answer (last: {}). An operator must check.",
+            last.detail
         );
-        error.upstream = last.upstream;
-        return Verdict::NeedsReview(error);
+        return Verdict::NeedsReview(Failure::new(last.code, detail).with_upstream(last.upstream));
     }
-    let mut error =
-        ApiError::new(ErrorCode::UpstreamError, format!("The provider did not give a usable answer: {}.", last.detail));
-    error.upstream = last.upstream;
-    Verdict::Refused(error)
+    let detail = format!("The provider did not give a usable answer: {}.", last.detail);
+    Verdict::Refused(Failure::new(ErrorCode::UpstreamError, detail).with_upstream(last.upstream))
 }
 
 #[cfg(test)]

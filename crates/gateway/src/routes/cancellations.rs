@@ -17,8 +17,9 @@ use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, ResolutionView, St
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::driver::{Early, stored_request};
-use crate::error::{ApiError, PROBLEM_JSON};
+use crate::error::{ApiError, PROBLEM_JSON, Problem};
 use crate::extract::{Caller, IdempotencyKey};
+use crate::failure::Failure;
 use crate::registry::{Lookup, Registry};
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
@@ -396,7 +397,7 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
         replayed,
         created_at: rfc3339(record.created_at),
         updated_at: rfc3339(record.updated_at),
-        error: record.error.clone(),
+        error: failure_of(record).map(|e| e.problem()),
         metadata,
         upstream,
         batch_id: record.batch_id.clone(),
@@ -415,21 +416,30 @@ pub fn render(record: &Record, replayed: bool) -> Response {
     if record.status != LedgerStatus::Failed {
         response.extensions_mut().insert(telemetry::Outcome(api_status(record.status).as_str()));
     }
-    let code = record.error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str);
-    if let Some(code) = code.and_then(|c| c.parse::<ErrorCode>().ok()) {
-        response.extensions_mut().insert(code);
+    if let Some(failure) = record.error.as_ref().and_then(Failure::from_stored) {
+        response.extensions_mut().insert(failure.code);
     }
     response
+}
+
+/// The stored failure of a record, as the facade shows it wherever it appears (the answer that
+/// ended the request, its replay, the Cancellation's `error`): located at the record, naming the
+/// request that made it. The one place a record's failure becomes a problem.
+fn failure_of(record: &Record) -> Option<ApiError> {
+    let stored = record.error.as_ref()?;
+    let failure = Failure::from_stored(stored).unwrap_or_else(|| {
+        tracing::error!(cancellation_id = %record.id, "the stored error of a cancellation cannot be read");
+        Failure::new(ErrorCode::Internal, "The stored error of this cancellation cannot be read.")
+    });
+    let request_id = record.request.get("request_id").and_then(Value::as_str).map(str::to_owned);
+    Some(ApiError::located(failure, &record.provider, &record.reference, &record.id, request_id))
 }
 
 fn render_record(record: &Record, replayed: bool) -> Response {
     match record.status {
         LedgerStatus::Cancelled => (StatusCode::OK, Json(cancellation(record, replayed))).into_response(),
         LedgerStatus::Failed => {
-            let mut problem = record.error.clone().unwrap_or(Value::Null);
-            if replayed && let Some(obj) = problem.as_object_mut() {
-                obj.insert("replayed".to_owned(), Value::Bool(true));
-            }
+            let problem = failure_of(record).map(|error| Problem { replayed, ..error.problem() });
             let status =
                 record.http_status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = (status, Json(problem)).into_response();

@@ -18,6 +18,7 @@ use crate::clients::Client;
 use crate::driver::rebuild;
 use crate::error::ApiError;
 use crate::extract::Caller;
+use crate::failure::Failure;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::telemetry;
@@ -89,11 +90,9 @@ pub async fn resolve(
     let (status, error, http_status) = match body.status {
         ResolveStatus::Cancelled => (ResolvedStatus::Cancelled, None, 200),
         ResolveStatus::Failed => {
-            let mut e = ApiError::new(ErrorCode::NotCancellable, body.note.clone())
-                .with_target(&record.provider, &record.reference);
-            e.reason = Some(RefusalReason::ResolvedByOperator);
-            e.cancellation_id = Some(record.id.clone());
-            (ResolvedStatus::Failed, Some(e.to_json()), e.code.http_status())
+            let failure = Failure::new(ErrorCode::NotCancellable, body.note.clone())
+                .with_reason(Some(RefusalReason::ResolvedByOperator));
+            (ResolvedStatus::Failed, Some(failure.to_stored()), failure.code.http_status())
         }
     };
     let resolve = Resolve {
