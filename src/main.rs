@@ -133,10 +133,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sandbox { chargeapi, frontpayment, accommodation } => {
             init_logging(None, None);
-            let sandbox = Sandbox::start(SandboxConfig { chargeapi, frontpayment, accommodation })
-                .await
-                .context("cannot start the sandbox")?;
-            for p in [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation] {
+            let config = SandboxConfig::default()
+                .with_addr(SimulatedProvider::ChargeApi, chargeapi)
+                .with_addr(SimulatedProvider::FrontPayment, frontpayment)
+                .with_addr(SimulatedProvider::Accommodation, accommodation);
+            let sandbox = Sandbox::start(config).await.context("cannot start the sandbox")?;
+            for p in SimulatedProvider::ALL {
                 tracing::info!(provider = p.id(), url = %sandbox.base_url(p), "simulator listening");
             }
             shutdown_signal().await;
@@ -151,7 +153,7 @@ async fn serve(config_dir: &std::path::Path, with_sandbox: bool) -> anyhow::Resu
     init_logging(settings.log.format.as_deref(), settings.log.level.as_deref());
     let sandbox = if with_sandbox {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.context("cannot start the sandbox")?;
-        for p in [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation] {
+        for p in SimulatedProvider::ALL {
             let url = sandbox.base_url(p);
             if let Some(provider) = settings.providers.get_mut(p.id()) {
                 provider.base_url = url.parse().with_context(|| format!("sandbox URL {url}"))?;

@@ -31,6 +31,7 @@ mod postgres;
 mod postgres_env;
 mod process;
 mod properties;
+mod provider_units;
 mod quota;
 mod redis_env;
 mod refusal_document;

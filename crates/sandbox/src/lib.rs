@@ -258,12 +258,45 @@ pub mod seeds {
 /// The `n`-th benchmark reference of a provider: `res_bench{n}`,
 /// `00000000-0000-4000-8000-{n:012x}`, `BK_BENCH_{n}`. Each is cancellable once.
 pub fn bench_reference(provider: SimulatedProvider, n: u64) -> String {
-    match provider {
-        SimulatedProvider::ChargeApi => format!("{}{n}", seeds::CHARGEAPI_BENCH_PREFIX),
-        SimulatedProvider::FrontPayment => format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff),
-        SimulatedProvider::Accommodation => format!("{}{n}", seeds::ACCOMMODATION_BENCH_PREFIX),
-    }
+    (provider.spec().bench_reference)(n)
 }
+
+/// What the sandbox knows of one simulator. [`SPECS`] is the one table of them: every list of
+/// providers in the sandbox (listeners, routers, admin calls, ids) derives from it.
+struct Spec {
+    id: &'static str,
+    bench_reference: fn(u64) -> String,
+    /// A fresh, seeded simulator and the router that serves it.
+    make: fn() -> (Arc<dyn Sim>, Router),
+}
+
+/// In the order of [`SimulatedProvider::ALL`] (a test checks it).
+const SPECS: [Spec; 3] = [
+    Spec {
+        id: "chargeapi",
+        bench_reference: |n| format!("{}{n}", seeds::CHARGEAPI_BENCH_PREFIX),
+        make: || {
+            let sim = ChargeApiSim::new();
+            (sim.clone(), chargeapi_router(sim))
+        },
+    },
+    Spec {
+        id: "frontpayment",
+        bench_reference: |n| format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff),
+        make: || {
+            let sim = FrontPaymentSim::new();
+            (sim.clone(), frontpayment_router(sim))
+        },
+    },
+    Spec {
+        id: "accommodation",
+        bench_reference: |n| format!("{}{n}", seeds::ACCOMMODATION_BENCH_PREFIX),
+        make: || {
+            let sim = AccommodationSim::new();
+            (sim.clone(), accommodation_router(sim))
+        },
+    },
+];
 
 /// One of the simulated providers. Its id (`chargeapi`, `frontpayment`, `accommodation`) is the
 /// gateway's provider id.
@@ -279,17 +312,22 @@ pub enum SimulatedProvider {
 }
 
 impl SimulatedProvider {
-    /// All three, in a fixed order.
+    /// All of them, in a fixed order (that of their [`Spec`]s).
     pub const ALL: [SimulatedProvider; 3] =
         [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation];
 
+    /// Its place in [`Self::ALL`] and [`SPECS`].
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn spec(self) -> &'static Spec {
+        &SPECS[self.index()]
+    }
+
     /// The provider id.
     pub fn id(self) -> &'static str {
-        match self {
-            SimulatedProvider::ChargeApi => "chargeapi",
-            SimulatedProvider::FrontPayment => "frontpayment",
-            SimulatedProvider::Accommodation => "accommodation",
-        }
+        self.spec().id
     }
 }
 
@@ -310,32 +348,28 @@ impl FromStr for SimulatedProvider {
     }
 }
 
-/// Where the three simulators listen. `Default`: 127.0.0.1, port 0 (any free port) each.
+/// Where the simulators listen. `Default`: 127.0.0.1, port 0 (any free port) each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxConfig {
-    /// ChargeAPI's address.
-    pub chargeapi: SocketAddr,
-    /// Front Payment's address.
-    pub frontpayment: SocketAddr,
-    /// The accommodation partner's address.
-    pub accommodation: SocketAddr,
+    addrs: [SocketAddr; SimulatedProvider::ALL.len()],
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        SandboxConfig { chargeapi: any, frontpayment: any, accommodation: any }
+        SandboxConfig { addrs: [SocketAddr::from((Ipv4Addr::LOCALHOST, 0)); SimulatedProvider::ALL.len()] }
     }
 }
 
 impl SandboxConfig {
+    /// This configuration with `provider` listening on `addr`.
+    pub fn with_addr(mut self, provider: SimulatedProvider, addr: SocketAddr) -> Self {
+        self.addrs[provider.index()] = addr;
+        self
+    }
+
     /// The address configured for `provider`.
     pub fn addr(&self, provider: SimulatedProvider) -> SocketAddr {
-        match provider {
-            SimulatedProvider::ChargeApi => self.chargeapi,
-            SimulatedProvider::FrontPayment => self.frontpayment,
-            SimulatedProvider::Accommodation => self.accommodation,
-        }
+        self.addrs[provider.index()]
     }
 }
 
@@ -354,7 +388,7 @@ pub enum SandboxError {
         source: std::io::Error,
     },
     /// Not a provider id.
-    #[error("unknown provider {0:?} (known: chargeapi, frontpayment, accommodation)")]
+    #[error("unknown provider {0:?} (known: {known})", known = known_ids())]
     UnknownProvider(String),
     /// The admin operation was refused (same status and message as over HTTP).
     #[error("sandbox admin request refused ({status}): {message}")]
@@ -366,62 +400,51 @@ pub enum SandboxError {
     },
 }
 
-/// A running set of the three simulators. Stops on [`Sandbox::shutdown`] or when dropped.
-#[derive(Debug)]
+fn known_ids() -> String {
+    SimulatedProvider::ALL.map(SimulatedProvider::id).join(", ")
+}
+
+/// A running set of the simulators. Stops on [`Sandbox::shutdown`] or when dropped.
 pub struct Sandbox {
-    chargeapi: Arc<ChargeApiSim>,
-    frontpayment: Arc<FrontPaymentSim>,
-    accommodation: Arc<AccommodationSim>,
+    /// In the order of [`SimulatedProvider::ALL`].
+    sims: Vec<Arc<dyn Sim>>,
     addrs: SandboxConfig,
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox").field("addrs", &self.addrs).finish_non_exhaustive()
+    }
+}
+
 impl Sandbox {
-    /// Binds the three listeners (port 0 works), spawns their servers on the current Tokio
-    /// runtime and returns at once.
+    /// Binds every simulator's listener (port 0 works), spawns their servers on the current
+    /// Tokio runtime and returns at once.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let chargeapi = ChargeApiSim::new();
-        let frontpayment = FrontPaymentSim::new();
-        let accommodation = AccommodationSim::new();
-        let mut listeners = Vec::with_capacity(3);
+        let mut listeners = Vec::with_capacity(SimulatedProvider::ALL.len());
         let mut addrs = config;
         for provider in SimulatedProvider::ALL {
             let addr = config.addr(provider);
             let bind_error = |source| SandboxError::Bind { provider, addr, source };
             let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-            let local = listener.local_addr().map_err(bind_error)?;
-            match provider {
-                SimulatedProvider::ChargeApi => addrs.chargeapi = local,
-                SimulatedProvider::FrontPayment => addrs.frontpayment = local,
-                SimulatedProvider::Accommodation => addrs.accommodation = local,
-            }
+            addrs = addrs.with_addr(provider, listener.local_addr().map_err(bind_error)?);
             listeners.push((provider, listener));
         }
-        let mut tasks = Vec::with_capacity(3);
+        let mut sims = Vec::with_capacity(listeners.len());
+        let mut tasks = Vec::with_capacity(listeners.len());
         for (provider, listener) in listeners {
-            let (router, stop) = match provider {
-                SimulatedProvider::ChargeApi => {
-                    (chargeapi_router(Arc::clone(&chargeapi)), chargeapi.common().stop.subscribe())
-                }
-                SimulatedProvider::FrontPayment => {
-                    (frontpayment_router(Arc::clone(&frontpayment)), frontpayment.common().stop.subscribe())
-                }
-                SimulatedProvider::Accommodation => {
-                    (accommodation_router(Arc::clone(&accommodation)), accommodation.common().stop.subscribe())
-                }
-            };
+            let (sim, router) = (provider.spec().make)();
+            let stop = sim.common().stop.subscribe();
             tracing::info!(provider = provider.id(), addr = %addrs.addr(provider), "sandbox simulator listening");
             tasks.push(tokio::spawn(serve(listener, router, stop)));
+            sims.push(sim);
         }
-        Ok(Sandbox { chargeapi, frontpayment, accommodation, addrs, tasks })
+        Ok(Sandbox { sims, addrs, tasks })
     }
 
     fn sim(&self, provider: SimulatedProvider) -> &dyn Sim {
-        match provider {
-            SimulatedProvider::ChargeApi => &*self.chargeapi,
-            SimulatedProvider::FrontPayment => &*self.frontpayment,
-            SimulatedProvider::Accommodation => &*self.accommodation,
-        }
+        &*self.sims[provider.index()]
     }
 
     /// `http://127.0.0.1:PORT` of one simulator (no trailing slash).
@@ -507,7 +530,7 @@ impl Sandbox {
         }
     }
 
-    /// Stops the three servers and waits until every connection is closed.
+    /// Stops the servers and waits until every connection is closed.
     pub async fn shutdown(mut self) {
         self.signal_stop();
         for task in std::mem::take(&mut self.tasks) {
@@ -525,9 +548,22 @@ impl Drop for Sandbox {
 /// A router for one provider with a fresh, seeded simulator (for `oneshot` router tests; serve it
 /// with [`serve`] for faults that drop connections).
 pub fn router(provider: SimulatedProvider) -> Router {
-    match provider {
-        SimulatedProvider::ChargeApi => chargeapi_router(ChargeApiSim::new()),
-        SimulatedProvider::FrontPayment => frontpayment_router(FrontPaymentSim::new()),
-        SimulatedProvider::Accommodation => accommodation_router(AccommodationSim::new()),
+    (provider.spec().make)().1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_the_order_of_all() {
+        for (i, provider) in SimulatedProvider::ALL.into_iter().enumerate() {
+            assert_eq!(provider.index(), i);
+            let (sim, _) = (provider.spec().make)();
+            assert_eq!(sim.provider(), provider, "{}", provider.id());
+            assert_eq!(provider.id().parse::<SimulatedProvider>().ok(), Some(provider));
+            let json = serde_json::to_value(provider).ok();
+            assert_eq!(json.as_ref().and_then(|v| v.as_str()), Some(provider.id()), "serde names it by its id");
+        }
     }
 }

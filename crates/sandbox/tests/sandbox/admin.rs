@@ -166,7 +166,7 @@ async fn drop_stops_the_sandbox_and_the_port_can_be_reused() {
     let addr = sandbox.addr(ChargeApi);
     drop(sandbox);
     // The accept loop ends shortly after the drop; bind the same port again.
-    let config = SandboxConfig { chargeapi: addr, ..SandboxConfig::default() };
+    let config = SandboxConfig::default().with_addr(SimulatedProvider::ChargeApi, addr);
     let mut started = None;
     for _ in 0..50 {
         match Sandbox::start(config).await {
