@@ -1,10 +1,8 @@
 use std::fmt;
 
-use async_trait::async_trait;
-
 use crate::{
     Account, AttemptContext, CredentialField, HttpRequest, HttpResponse, InvalidReference, MissingCredential, Outcome,
-    Reference, Transport, TransportError,
+    Reference,
 };
 
 /// A provider's fixed id, as it appears in URLs, configuration and metrics (`chargeapi`, ...).
@@ -68,8 +66,6 @@ pub enum BuildError {
 ///
 /// Architecture invariant: implementations never do I/O themselves. They validate references,
 /// *build* an [`HttpRequest`] and *classify* an [`HttpResponse`]; the gateway's executor sends.
-/// The one async method is provided and goes through the [`Transport`] it is handed.
-#[async_trait]
 pub trait CancelProvider: Send + Sync + fmt::Debug + 'static {
     fn id(&self) -> ProviderId;
 
@@ -92,26 +88,4 @@ pub trait CancelProvider: Send + Sync + fmt::Debug + 'static {
 
     /// Classify one answer to a cancel. Never fails: whatever the bytes, there is an outcome.
     fn classify_cancel(&self, response: &HttpResponse, context: AttemptContext) -> Outcome;
-
-    /// One attempt: build, send, classify. Retries, timeouts and records are the caller's.
-    async fn cancel_once(
-        &self,
-        transport: &dyn Transport,
-        request: &CancelRequest,
-        account: &Account,
-        context: AttemptContext,
-    ) -> Result<Outcome, AttemptError> {
-        let http = self.build_cancel(request, account)?;
-        let response = transport.send(self.id(), http).await?;
-        Ok(self.classify_cancel(&response, context))
-    }
-}
-
-/// An attempt that produced no answer to classify.
-#[derive(Debug, thiserror::Error)]
-pub enum AttemptError {
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
 }

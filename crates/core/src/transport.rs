@@ -1,16 +1,5 @@
 use std::fmt;
 
-use async_trait::async_trait;
-
-use crate::{HttpRequest, HttpResponse, ProviderId};
-
-/// What sends an [`HttpRequest`] to a provider. The gateway's executor implements it with a
-/// real HTTP client; tests implement it with canned answers.
-#[async_trait]
-pub trait Transport: Send + Sync {
-    async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError>;
-}
-
 /// How a request failed to produce an answer. The distinction that matters is whether the
 /// provider may have received (and acted on) it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

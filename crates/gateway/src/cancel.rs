@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cancelgate_core::{Account, AttemptContext, CancelRequest, ErrorCode, Transport};
+use cancelgate_core::{Account, AttemptContext, CancelRequest, ErrorCode};
 
 use crate::api::CancelBody;
 use crate::clients::Client;
@@ -48,7 +48,7 @@ pub fn prepare(registry: &Registry, client: &Client, body: &CancelBody) -> Resul
     Ok(Prepared { entry: entry.clone(), account: account.clone(), request })
 }
 
-/// One attempt. Not the adapter's provided `cancel_once`: the raw response is kept for the record.
+/// One attempt: build, send, classify; the raw response is kept for the record.
 pub(crate) async fn attempt(
     prepared: &Prepared,
     context: AttemptContext,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::attempt_outcome::AttemptOutcome;
 use crate::cancel::{Prepared, attempt, backoff};
 use crate::failure::{Failure, UpstreamInfo};
 use crate::registry::Registry;
@@ -153,7 +154,7 @@ impl Driver {
                     let answer = AttemptRecord {
                         finished_at: OffsetDateTime::now_utc(),
                         latency_ms: 0,
-                        outcome: "not_sent".to_owned(),
+                        outcome: AttemptOutcome::NotSent.as_str().to_owned(),
                         http_status: None,
                         body: None,
                         error: Some(build_error.to_string()),
@@ -489,7 +490,8 @@ fn health_of(result: &AttemptResult) -> (Health, Option<Duration>) {
 /// cancelled" would then read as a refusal.
 fn recorded_verdict(job: &Job, attempts: &[AttemptRow]) -> Option<Verdict> {
     // Only an answer of this round: the one that put the record in review does not settle it again.
-    let last = attempts.last().filter(|a| a.n > job.round_start && SETTLING_OUTCOMES.contains(&a.outcome.as_str()))?;
+    let settles = |a: &AttemptRow| AttemptOutcome::parse(&a.outcome).is_some_and(AttemptOutcome::settles);
+    let last = attempts.last().filter(|a| a.n > job.round_start && settles(a))?;
     let status = last.http_status.and_then(|s| http::StatusCode::from_u16(s).ok())?;
     let body = match &last.body {
         None | Some(Value::Null) => String::new(),
@@ -540,7 +542,7 @@ fn recorded_unsettled(last: Option<&AttemptRow>) -> Unsettled {
             retry_after: None,
         };
     }
-    let ambiguous = last.outcome == cancelgate_ledger::AMBIGUOUS;
+    let ambiguous = AttemptOutcome::parse(&last.outcome) == Some(AttemptOutcome::Ambiguous);
     match last.http_status {
         Some(status) => Unsettled {
             ambiguous,
@@ -574,15 +576,24 @@ fn recorded_unsettled(last: Option<&AttemptRow>) -> Unsettled {
     }
 }
 
-/// The labels of [`attempt_record`] whose answer ends the record.
-const SETTLING_OUTCOMES: [&str; 4] = ["cancelled", "refused", "rate_limited", "needs_review"];
+/// What one attempt came to.
+fn outcome_of(result: &AttemptResult) -> AttemptOutcome {
+    use cancelgate_core::{Effect, Outcome};
+    match result {
+        AttemptResult::NoAnswer(e) if e.kind.is_ambiguous() => AttemptOutcome::Ambiguous,
+        AttemptResult::NoAnswer(_) => AttemptOutcome::NotSent,
+        AttemptResult::Answered { outcome, .. } => match outcome {
+            Outcome::Cancelled(_) => AttemptOutcome::Cancelled,
+            Outcome::Refused(_) => AttemptOutcome::Refused,
+            Outcome::RateLimited { .. } => AttemptOutcome::RateLimited,
+            Outcome::NeedsReview { .. } => AttemptOutcome::NeedsReview,
+            Outcome::Fault(f) if f.effect == Effect::Unknown => AttemptOutcome::Ambiguous,
+            Outcome::Fault(_) => AttemptOutcome::Transient,
+        },
+    }
+}
 
-/// Every label [`attempt_record`] gives: the `outcome` values of the upstream metrics, whose
-/// series are created at start (`telemetry::register`).
-pub(crate) const ATTEMPT_OUTCOMES: [&str; 7] =
-    ["cancelled", "refused", "rate_limited", "needs_review", cancelgate_ledger::AMBIGUOUS, "transient", "not_sent"];
-
-/// The ledger's view of one attempt: a short outcome label, and the bounded answer.
+/// The ledger's view of one attempt: its outcome, and the bounded answer.
 fn attempt_record(result: &AttemptResult, latency: Duration) -> AttemptRecord {
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     let finished_at = OffsetDateTime::now_utc();
@@ -590,34 +601,19 @@ fn attempt_record(result: &AttemptResult, latency: Duration) -> AttemptRecord {
         AttemptResult::NoAnswer(e) => AttemptRecord {
             finished_at,
             latency_ms,
-            outcome: if e.kind.is_ambiguous() {
-                cancelgate_ledger::AMBIGUOUS.to_owned()
-            } else {
-                "not_sent".to_owned()
-            },
+            outcome: outcome_of(result).as_str().to_owned(),
             http_status: None,
             body: None,
             error: Some(e.to_string()),
         },
-        AttemptResult::Answered { outcome, response } => {
-            use cancelgate_core::{Effect, Outcome};
-            let label = match outcome {
-                Outcome::Cancelled(_) => "cancelled",
-                Outcome::Refused(_) => "refused",
-                Outcome::RateLimited { .. } => "rate_limited",
-                Outcome::NeedsReview { .. } => "needs_review",
-                Outcome::Fault(f) if f.effect == Effect::Unknown => cancelgate_ledger::AMBIGUOUS,
-                Outcome::Fault(_) => "transient",
-            };
-            AttemptRecord {
-                finished_at,
-                latency_ms,
-                outcome: label.to_owned(),
-                http_status: Some(response.status.as_u16()),
-                body: Some(response.body_for_record()),
-                error: None,
-            }
-        }
+        AttemptResult::Answered { response, .. } => AttemptRecord {
+            finished_at,
+            latency_ms,
+            outcome: outcome_of(result).as_str().to_owned(),
+            http_status: Some(response.status.as_u16()),
+            body: Some(response.body_for_record()),
+            error: None,
+        },
     }
 }
 

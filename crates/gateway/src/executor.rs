@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use cancelgate_core::{
-    HeaderValueKind, HttpRequest, HttpResponse, ProviderId, Transport, TransportError, TransportErrorKind,
-};
+use cancelgate_core::{HeaderValueKind, HttpRequest, HttpResponse, ProviderId, TransportError, TransportErrorKind};
 use http::HeaderValue;
 use secrecy::ExposeSecret;
 
@@ -26,7 +23,7 @@ pub struct Executor {
 pub struct ClientBuildError(String);
 
 impl Executor {
-    pub fn new(_provider: ProviderId, settings: &ProviderSettings) -> Result<Self, ClientBuildError> {
+    pub fn new(settings: &ProviderSettings) -> Result<Self, ClientBuildError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .timeout(Duration::from_millis(settings.timeout_ms))
@@ -52,11 +49,9 @@ impl Executor {
         }
         Ok((body.freeze(), false))
     }
-}
 
-#[async_trait]
-impl Transport for Executor {
-    async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    /// Sends one request to the provider and reads its answer, bounded.
+    pub async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let _in_flight = crate::telemetry::InFlight::start(provider.as_str());
         let url = format!("{}{}", self.base, request.path);
         let mut builder = self.client.request(request.method, url);

@@ -5,6 +5,7 @@
 //! verdict → answer. Providers never call back into the gateway.
 
 pub mod api;
+pub mod attempt_outcome;
 pub mod cancel;
 pub mod clients;
 pub mod conn_limits;

@@ -72,7 +72,7 @@ impl Registry {
                 ));
             };
             let accounts = resolve_accounts(adapter.as_ref(), id, provider_settings)?;
-            let executor = Executor::new(adapter.id(), provider_settings)
+            let executor = Executor::new(provider_settings)
                 .map_err(|e| SettingsError::invalid(format!("providers.{id}"), e.to_string()))?;
             let guard = ProviderGuard::new(adapter.id().as_str(), provider_settings, store.as_ref());
             let entry = ProviderEntry {

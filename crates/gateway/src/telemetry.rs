@@ -126,7 +126,7 @@ pub fn register(providers: &[&'static str]) {
         metrics::counter!(names::RETRIES_TOTAL, "provider" => provider).increment(0);
         metrics::counter!(names::RATE_LIMIT_STORE_ERRORS, "provider" => provider).increment(0);
         metrics::gauge!(names::UPSTREAM_IN_FLIGHT, "provider" => provider).increment(0.0);
-        for outcome in crate::driver::ATTEMPT_OUTCOMES {
+        for outcome in crate::attempt_outcome::AttemptOutcome::ALL.map(|o| o.as_str()) {
             let _ = metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider, "outcome" => outcome);
         }
     }
@@ -259,8 +259,8 @@ pub fn upstream_attempt(
 ) -> cancelgate_ledger::AttemptResult {
     // A label missing from the list would be a series `register` did not create at 0.
     debug_assert!(
-        crate::driver::ATTEMPT_OUTCOMES.contains(&record.outcome.as_str()),
-        "attempt outcome {:?} is not in driver::ATTEMPT_OUTCOMES",
+        crate::attempt_outcome::AttemptOutcome::parse(&record.outcome).is_some(),
+        "attempt outcome {:?} is not an AttemptOutcome",
         record.outcome
     );
     metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider.to_owned(), "outcome" => record.outcome.clone())

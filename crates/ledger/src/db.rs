@@ -3,8 +3,8 @@
 //!
 //! What differs between the backends is kept here and only here:
 //! - times: PostgreSQL has `TIMESTAMPTZ`; SQLite stores fixed-width UTC text (see [`time_text`]);
-//! - write transactions: on SQLite one writer task owns the only writing connection and
-//!   groups concurrent writes into one transaction (see [`crate::writer`]); PostgreSQL gives
+//! - write transactions: on SQLite one writer thread owns the only writing connection and
+//!   groups concurrent writes into one transaction (see [`crate::sqlite`]); PostgreSQL gives
 //!   each write its own `BEGIN` (READ COMMITTED), its constraints and row locks do the queueing.
 //! - reads: a pool on both; on SQLite WAL lets readers run beside the writer.
 

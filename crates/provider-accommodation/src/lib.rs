@@ -4,7 +4,6 @@
 mod map;
 mod wire;
 
-use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
     HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
@@ -24,7 +23,6 @@ const EXPECTED: &str = "1 to 64 ASCII letters, digits, `_` or `-`";
 #[derive(Debug, Default, Clone)]
 pub struct Accommodation;
 
-#[async_trait]
 impl CancelProvider for Accommodation {
     fn id(&self) -> ProviderId {
         ID

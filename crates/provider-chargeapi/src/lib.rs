@@ -4,7 +4,6 @@
 mod map;
 mod wire;
 
-use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
     HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
@@ -22,7 +21,6 @@ const EXPECTED: &str = "`res_` followed by 1 to 64 ASCII letters or digits";
 #[derive(Debug, Default, Clone)]
 pub struct ChargeApi;
 
-#[async_trait]
 impl CancelProvider for ChargeApi {
     fn id(&self) -> ProviderId {
         ID

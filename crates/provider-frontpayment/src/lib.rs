@@ -4,7 +4,6 @@
 mod map;
 mod wire;
 
-use async_trait::async_trait;
 use cancelgate_core::{
     Account, AttemptContext, BuildError, CancelProvider, CancelRequest, Capabilities, CredentialField, HttpRequest,
     HttpResponse, InvalidReference, Outcome, ProviderId, Reference, check_reference,
@@ -23,7 +22,6 @@ const EXPECTED: &str = "an RFC 4122 UUID (8-4-4-4-12 hexadecimal digits)";
 #[derive(Debug, Default, Clone)]
 pub struct FrontPayment;
 
-#[async_trait]
 impl CancelProvider for FrontPayment {
     fn id(&self) -> ProviderId {
         ID
