@@ -8,6 +8,7 @@ pub mod api;
 pub mod cancel;
 pub mod clients;
 pub mod conn_limits;
+pub mod console;
 pub mod driver;
 pub mod error;
 pub mod executor;
