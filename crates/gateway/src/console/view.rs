@@ -24,8 +24,15 @@ pub fn cancellation(c: &Cancellation) -> Value {
         obj.insert("status_label".into(), json!(status_label(status)));
         obj.insert("metadata".into(), json!(metadata));
         obj.insert("upstream_status".into(), json!(c.upstream.as_ref().map(|u| u.status)));
+        obj.insert("created_short".into(), json!(short_time(&c.created_at)));
+        obj.insert("updated_short".into(), json!(short_time(&c.updated_at)));
     }
     v
+}
+
+/// `2026-12-02T01:43:15.186Z` as a table shows it: `2026-12-02 01:43:15` (UTC, as the heading says).
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..19).map_or_else(|| rfc3339.to_owned(), |t| t.replacen('T', " ", 1))
 }
 
 /// The badge an attempt's outcome wears.
