@@ -350,4 +350,44 @@ async fn what_callers_and_providers_wrote_is_text_and_no_page_shows_a_key() {
         assert!(!p.html.contains("src=\"http") && !p.html.contains("href=\"http"), "no other host");
     }
     assert_eq!(pages[4].status, 404, "an unknown console page");
+    // Nor do the logs: no key (right or wrong), no session id, no CSRF token.
+    let logs = app.logs.text();
+    let session_id = cookie.trim_start_matches("cg_console=");
+    let token = csrf_of(&pages[1].html);
+    for secret in [DEMO_KEY, "cg_wrong", session_id, token.as_str()] {
+        assert!(!logs.contains(secret), "the logs show {secret}");
+    }
+    assert!(logs.contains("console sign-in"), "sign-ins are logged (without their keys)");
+}
+
+#[tokio::test]
+async fn the_retry_button_drives_a_repeat_safe_review_to_its_end() {
+    let app = spawn(&[
+        ("CANCELGATE__PROVIDERS__CHARGEAPI__RETRY__MAX_ATTEMPTS", "2"),
+        ("CANCELGATE__PROVIDERS__CHARGEAPI__REVIEW_RECHECK_S", ""),
+    ])
+    .await;
+    let p = SimulatedProvider::ChargeApi;
+    let reference = bench_reference(p, 43);
+    app.sandbox.inject(p, FaultRule::reference(reference.clone(), Fault::Hang { ms: Some(1_000) }));
+    let (status, _, body) = app.cancel(p.id(), &reference).await;
+    let review = app.settle(status, &body).await;
+    assert_eq!(review["status"], "needs_review", "{review:#}");
+    let id = review["id"].as_str().unwrap();
+    app.sandbox.clear_faults();
+
+    let base = app.url("");
+    let cookie = signed_in(&base, DEMO_KEY).await;
+    let detail = get(&base, &cookie, &format!("/console/cancellations/{id}")).await;
+    assert!(detail.html.contains(r#"id="retry-form""#), "ChargeAPI's repeat is safe: {}", detail.html);
+    let retry = format!("/console/cancellations/{id}/retry");
+    assert_eq!(post_form(&base, &cookie, &retry, &[]).await.status, 403, "no token, no retry");
+    assert_eq!(api_get(&app, &format!("/v1/cancellations/{id}")).await["status"], "needs_review");
+    let p = post_form(&base, &cookie, &retry, &[("csrf", &csrf_of(&detail.html))]).await;
+    assert_eq!(p.headers[LOCATION].to_str().unwrap(), format!("/console/cancellations/{id}?done=retried"));
+    let done = app.wait_final(id).await;
+    assert_eq!((done["status"].as_str(), &done["attempts"]), (Some("cancelled"), &json!(3)), "{done:#}");
+    let shown = get(&base, &cookie, &format!("/console/cancellations/{id}")).await;
+    assert!(shown.html.contains(r#"id="status">cancelled<"#), "{}", shown.html);
+    assert!(shown.html.contains("Only a cancellation in"), "settled: neither form is offered");
 }
