@@ -16,7 +16,7 @@ use crate::clients::Client;
 const MAX_SESSIONS: usize = 10_000;
 
 /// A signed-in operator, as a page sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub client: Arc<Client>,
     /// The token every state-changing form of this session must carry.
@@ -25,16 +25,38 @@ pub struct Session {
 }
 
 /// A new session: the id goes into the cookie, the session stays here.
-#[derive(Debug)]
 pub struct Opened {
     pub id: String,
     pub session: Session,
 }
 
-#[derive(Debug)]
 pub struct Sessions {
     lifetime: Duration,
     live: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+// By hand: a session's id and CSRF token are secrets, never printed (nor the client's key hash).
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client", &self.client.name)
+            .field("csrf", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").field("id", &"[REDACTED]").field("session", &self.session).finish()
+    }
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = self.live.lock().map_or(0, |l| l.len());
+        f.debug_struct("Sessions").field("lifetime", &self.lifetime).field("live", &live).finish()
+    }
 }
 
 fn key(id: &str) -> [u8; 32] {
@@ -130,6 +152,8 @@ mod tests {
         let b = sessions.open(client(), now).unwrap();
         assert!(sessions.get("nope", now).is_none());
         assert!(sessions.get(&a.session.csrf, now).is_none(), "the CSRF token is not a session id");
+        let shown = format!("{sessions:?} {a:?}");
+        assert!(!shown.contains(&a.id) && !shown.contains(&a.session.csrf), "{shown}");
         sessions.end(&a.id);
         assert!(sessions.get(&a.id, now).is_none());
         assert!(sessions.get(&b.id, now).is_some(), "other sessions stay");
