@@ -10,6 +10,7 @@ mod bad_input;
 mod batches;
 mod chargeapi;
 mod concurrency;
+mod console;
 mod crash;
 mod deploy;
 mod drain;

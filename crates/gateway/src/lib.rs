@@ -9,6 +9,7 @@ pub mod attempt_outcome;
 pub mod cancel;
 pub mod clients;
 pub mod conn_limits;
+pub mod console;
 pub mod driver;
 pub mod error;
 pub mod executor;

@@ -29,6 +29,24 @@ pub struct Settings {
     /// `rate_limit.scope` is `shared`.
     #[serde(default)]
     pub redis: Option<RedisSettings>,
+    /// The operator console at `/console` (SPEC §9).
+    #[serde(default)]
+    pub console: ConsoleSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// How long a console session lasts after sign-in (SPEC §9: 8 hours); the cookie's
+    /// `Max-Age` and the server's own expiry both.
+    #[serde(default = "defaults::console_session_s")]
+    pub session_s: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { session_s: defaults::console_session_s() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +359,9 @@ impl Default for CircuitBreakerSettings {
 }
 
 mod defaults {
+    pub fn console_session_s() -> u64 {
+        8 * 3600
+    }
     pub fn no_secret() -> secrecy::SecretString {
         secrecy::SecretString::from(String::new())
     }
@@ -532,6 +553,10 @@ impl Settings {
         if self.limits.max_body_bytes == 0 {
             return Err(SettingsError::invalid("limits.max_body_bytes", "must be at least 1"));
         }
+        // At most the contract's 8 hours: a longer session would outlive what operators are told.
+        if !(1..=8 * 3600).contains(&self.console.session_s) {
+            return Err(SettingsError::invalid("console.session_s", "must be from 1 to 28800 (8 hours)"));
+        }
         for (key, value) in [
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
             ("limits.body_read_timeout_ms", self.limits.body_read_timeout_ms),
@@ -708,6 +733,7 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "redis.key_prefix = {:?}", redis.key_prefix)?;
             writeln!(f, "redis.timeout_ms = {}", redis.timeout_ms)?;
         }
+        writeln!(f, "console.session_s = {}", s.console.session_s)?;
         for (name, c) in &s.clients {
             writeln!(f, "clients.{name}.key_sha256 = \"[REDACTED]\"")?;
             writeln!(f, "clients.{name}.providers = {:?}", c.providers)?;

@@ -309,7 +309,18 @@ pub async fn list(
     Caller(client): Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query.as_deref(), &state.registry)?;
+    let (data, has_more) = list_visible(&state, &client, query.as_deref()).await?;
+    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
+}
+
+/// One page of the listing `query` asks for (checked as `GET /v1/cancellations` checks it), of
+/// the records `client` may see, and whether more follow. The API and the console share it.
+pub(crate) async fn list_visible(
+    state: &AppState,
+    client: &Client,
+    query: Option<&str>,
+) -> Result<(Vec<Cancellation>, bool), ApiError> {
+    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query, &state.registry)?;
     // A client sees the cancellations of the provider accounts it may use. Records it may not
     // see are skipped page by page, so a page is full whenever more visible records exist.
     let mut data = Vec::new();
@@ -339,7 +350,7 @@ pub async fn list(
             break false;
         }
     };
-    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
+    Ok((data, has_more))
 }
 
 fn shed_error(shed: Shed) -> ApiError {
@@ -479,7 +490,7 @@ pub(super) fn ledger_too_slow(within: Duration) -> ApiError {
 /// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
 /// (the error's message: connection refused, disk full…; never the URL); the caller is told
 /// what kind of outage it is, and that nothing was sent.
-pub(super) fn ledger_error(error: LedgerError) -> ApiError {
+pub(crate) fn ledger_error(error: LedgerError) -> ApiError {
     match error.outage() {
         Some(outage) => {
             tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");

@@ -1,13 +1,13 @@
 //! The HTTP surface: one function builds the whole router, layers in one place.
 
 mod batches;
-mod cancellations;
+pub(crate) mod cancellations;
 mod docs;
 mod errors;
 mod health;
 mod metrics;
-mod operate;
-mod providers;
+pub(crate) mod operate;
+pub(crate) mod providers;
 
 pub use providers::{LatencyMs, ProviderHealth, ProviderList, ProviderRateLimit, ProviderView};
 
@@ -113,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route("/errors/{code}", get(errors::page))
         .route("/metrics", get(metrics::metrics))
         .merge(docs::router())
+        // The operator console (SPEC §9): HTML pages, outside `/v1` and its bearer auth.
+        .merge(crate::console::router(&state))
         .fallback(|| async { ApiError::not_found("No such route.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")

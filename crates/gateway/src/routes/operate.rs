@@ -30,13 +30,18 @@ pub(super) async fn visible(
     client: &Client,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Record, ApiError> {
-    let not_found = || ApiError::not_found("No cancellation with this id.");
     // An id that is not even UTF-8 (`%FF`) names no cancellation either, in the problem shape.
-    let Ok(Path(id)) = id else { return Err(not_found()) };
+    let Ok(Path(id)) = id else { return Err(ApiError::not_found("No cancellation with this id.")) };
+    visible_id(state, client, &id).await
+}
+
+/// [`visible`] by the id itself (the console's routes share it with the API's).
+pub(crate) async fn visible_id(state: &AppState, client: &Client, id: &str) -> Result<Record, ApiError> {
+    let not_found = || ApiError::not_found("No cancellation with this id.");
     if id.len() > 64 {
         return Err(not_found());
     }
-    let record = state.driver.ledger.get(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
+    let record = state.driver.ledger.get(id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
     if !client.may_use(&record.provider, &record.account) {
         return Err(not_found());
     }
@@ -58,8 +63,14 @@ pub async fn attempts(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let record = visible(&state, &client, id).await?;
+    let data = attempt_views(&state, &record).await?;
+    Ok(Json(AttemptList { object: "list", data }).into_response())
+}
+
+/// A record's attempts, oldest first, as the API and the console show them.
+pub(crate) async fn attempt_views(state: &AppState, record: &Record) -> Result<Vec<AttemptView>, ApiError> {
     let rows = state.driver.ledger.attempts(&record.id).await.map_err(ledger_error)?;
-    let data = rows
+    Ok(rows
         .into_iter()
         .map(|a| AttemptView {
             n: a.n,
@@ -71,8 +82,7 @@ pub async fn attempts(
             body: a.body,
             error: a.error,
         })
-        .collect();
-    Ok(Json(AttemptList { object: "list", data }).into_response())
+        .collect())
 }
 
 /// `POST /v1/cancellations/{id}/resolve`: an operator settles a cancellation in review.
@@ -87,6 +97,18 @@ pub async fn resolve(
     check_content_type(&headers)?;
     let body = ResolveBody::parse(&body)?;
     let record = visible(&state, &client, id).await?;
+    let (record, replayed) = resolve_record(&state, &client, record, body).await?;
+    Ok((StatusCode::OK, Json(cancellation(&record, replayed))).into_response())
+}
+
+/// Settle `record` (visible to `client`) as `body` says: the record resolved, and whether it
+/// was a replay of the same resolution. `POST …/resolve` and the console's form both end here.
+pub(crate) async fn resolve_record(
+    state: &AppState,
+    client: &Client,
+    record: Record,
+    body: ResolveBody,
+) -> Result<(Record, bool), ApiError> {
     let (status, error, http_status) = match body.status {
         ResolveStatus::Cancelled => (ResolvedStatus::Cancelled, None, 200),
         ResolveStatus::Failed => {
@@ -107,9 +129,9 @@ pub async fn resolve(
         Resolved::Fresh(record) => {
             tracing::info!(cancellation_id = %record.id, status = %record.status, by = %client.name,
                 "cancellation resolved by an operator");
-            Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
+            Ok((record, false))
         }
-        Resolved::Replay(record) => Ok((StatusCode::OK, Json(cancellation(&record, true))).into_response()),
+        Resolved::Replay(record) => Ok((record, true)),
         Resolved::NotInReview(record) => Err(not_resolvable(
             &record,
             match record.resolution {
@@ -134,19 +156,41 @@ pub async fn retry(
     check_content_type(&headers)?;
     parse_empty_body(&body)?;
     let record = visible(&state, &client, id).await?;
+    let record = retry_record(&state, &client, record, &request_id.0).await?;
+    Ok(render(&record, false))
+}
+
+/// Why `record` cannot be retried, if it cannot (the console shows it instead of the button).
+pub(crate) fn retry_refusal(state: &AppState, record: &Record) -> Option<ApiError> {
+    retry_prepared(state, record).err()
+}
+
+fn retry_prepared(state: &AppState, record: &Record) -> Result<crate::cancel::Prepared, ApiError> {
     if record.status != LedgerStatus::NeedsReview {
-        return Err(not_resolvable(&record, "This cancellation is not awaiting review."));
+        return Err(not_resolvable(record, "This cancellation is not awaiting review."));
     }
-    let prepared = rebuild(&state.registry, &record).map_err(|_| {
-        not_resolvable(&record, "This cancellation's provider account is no longer configured: resolve it instead.")
+    let prepared = rebuild(&state.registry, record).map_err(|_| {
+        not_resolvable(record, "This cancellation's provider account is no longer configured: resolve it instead.")
     })?;
     let capabilities = prepared.entry.adapter.capabilities();
     if !(capabilities.repeat_cancel_is_safe && capabilities.repeat_settles_review) {
         return Err(not_resolvable(
-            &record,
+            record,
             "This cancellation is not awaiting a retry: this provider's answer to a repeated cancel cannot settle a review. Resolve it instead.",
         ));
     }
+    Ok(prepared)
+}
+
+/// Drive `record` (visible to `client`) again out of review, where its provider allows it: the
+/// record as it is now `processing`. `POST …/retry` and the console's button both end here.
+pub(crate) async fn retry_record(
+    state: &AppState,
+    client: &Client,
+    record: Record,
+    request_id: &RequestId,
+) -> Result<Record, ApiError> {
+    let prepared = retry_prepared(state, &record)?;
     let owner = state.driver.owner.clone();
     let Some(record) =
         state.driver.ledger.retry(&record.id, &owner, OffsetDateTime::now_utc()).await.map_err(ledger_error)?
@@ -155,6 +199,6 @@ pub async fn retry(
         return Err(not_resolvable(&record, "This cancellation is not awaiting review."));
     };
     tracing::info!(cancellation_id = %record.id, by = %client.name, "cancellation retried by an operator");
-    state.driver.drive_again(prepared, &record, request_id.0.clone());
-    Ok(render(&record, false))
+    state.driver.drive_again(prepared, &record, request_id.clone());
+    Ok(record)
 }

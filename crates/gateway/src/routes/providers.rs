@@ -57,7 +57,12 @@ pub struct ProviderRateLimit {
 }
 
 pub async fn list(State(state): State<AppState>, Caller(_client): Caller) -> Json<ProviderList> {
-    let data = state
+    Json(ProviderList { object: "list", data: views(&state) })
+}
+
+/// Every provider as `GET /v1/providers` shows it (the console's health page shows the same).
+pub(crate) fn views(state: &AppState) -> Vec<ProviderView> {
+    state
         .registry
         .entries()
         .map(|entry| {
@@ -80,6 +85,5 @@ pub async fn list(State(state): State<AppState>, Caller(_client): Caller) -> Jso
                 },
             }
         })
-        .collect();
-    Json(ProviderList { object: "list", data })
+        .collect()
 }
