@@ -720,6 +720,9 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "listen = {:?}", s.listen.to_string())?;
         writeln!(f, "ledger.url = \"[REDACTED]\"  # backend: {}", ledger_scheme(&s.ledger.url))?;
         writeln!(f, "ledger.lease_ms = {}", s.ledger.lease_ms)?;
+        writeln!(f, "ledger.migrate_on_start = {}", s.ledger.migrate_on_start)?;
+        writeln!(f, "ledger.max_connections = {}", s.ledger.max_connections)?;
+        writeln!(f, "ledger.sqlite_synchronous = {:?}", s.ledger.sqlite_synchronous)?;
         writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
         writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
         writeln!(f, "limits.drain_ms = {}", s.limits.drain_ms)?;
@@ -741,6 +744,7 @@ impl fmt::Display for Redacted<'_> {
                 writeln!(f, "clients.{name}.scopes = {scopes:?}")?;
             }
             writeln!(f, "clients.{name}.rate_limit.per_second = {}", c.rate_limit.per_second)?;
+            writeln!(f, "clients.{name}.rate_limit.burst = {:?}", c.rate_limit.burst)?;
         }
         for (id, p) in &s.providers {
             writeln!(f, "providers.{id}.base_url = {:?}", p.base_url.as_str())?;
@@ -748,7 +752,16 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "providers.{id}.timeout_ms = {}", p.timeout_ms)?;
             writeln!(f, "providers.{id}.connect_timeout_ms = {}", p.connect_timeout_ms)?;
             writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
+            writeln!(f, "providers.{id}.max_response_bytes = {}", p.max_response_bytes)?;
             writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
+            writeln!(f, "providers.{id}.retry.backoff_base_ms = {}", p.retry.backoff_base_ms)?;
+            writeln!(f, "providers.{id}.retry.backoff_max_ms = {}", p.retry.backoff_max_ms)?;
+            writeln!(f, "providers.{id}.retry.budget_ratio = {}", p.retry.budget_ratio)?;
+            let breaker = &p.circuit_breaker;
+            writeln!(f, "providers.{id}.circuit_breaker.failure_rate = {}", breaker.failure_rate)?;
+            writeln!(f, "providers.{id}.circuit_breaker.min_calls = {}", breaker.min_calls)?;
+            writeln!(f, "providers.{id}.circuit_breaker.window_s = {}", breaker.window_s)?;
+            writeln!(f, "providers.{id}.circuit_breaker.open_s = {}", breaker.open_s)?;
             writeln!(f, "providers.{id}.review_recheck_s = {:?}", p.review_recheck_s)?;
             writeln!(f, "providers.{id}.rate_limit.per_second = {}", p.rate_limit.per_second)?;
             writeln!(f, "providers.{id}.rate_limit.burst = {}", p.rate_limit.burst_or_default())?;
@@ -762,6 +775,8 @@ impl fmt::Display for Redacted<'_> {
                 }
             }
         }
+        writeln!(f, "log.format = {:?}", s.log.format)?;
+        writeln!(f, "log.level = {:?}", s.log.level)?;
         Ok(())
     }
 }
@@ -911,6 +926,47 @@ mod tests {
         let s = Settings::load_with_env(&dir, env(&[])).unwrap();
         let demo = s.clients["demo"].scopes().unwrap();
         assert!(crate::clients::Scope::ALL.into_iter().all(|scope| demo.contains(scope)), "{demo:?}");
+    }
+
+    /// Every section and every tunable of the shipped configuration is shown; no secret is.
+    #[test]
+    fn the_redacted_view_shows_every_section_and_no_secret() {
+        let redis = "[redis]\nurl = \"redis://:redis_pw_value@127.0.0.1:6379\"\n";
+        let dir = dir_with(&format!("{GATEWAY}{redis}"), CHARGEAPI);
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        let shown = Redacted(&s).to_string();
+        println!("{shown}");
+        for key in [
+            "listen",
+            "ledger.url",
+            "ledger.lease_ms",
+            "ledger.migrate_on_start",
+            "ledger.max_connections",
+            "ledger.sqlite_synchronous",
+            "limits.max_body_bytes",
+            "limits.shutdown_grace_ms",
+            "redis.url",
+            "redis.key_prefix",
+            "redis.timeout_ms",
+            "providers.chargeapi.max_response_bytes",
+            "providers.chargeapi.retry.max_attempts",
+            "providers.chargeapi.retry.backoff_base_ms",
+            "providers.chargeapi.retry.backoff_max_ms",
+            "providers.chargeapi.retry.budget_ratio",
+            "providers.chargeapi.rate_limit.burst",
+            "providers.chargeapi.circuit_breaker.failure_rate",
+            "providers.chargeapi.circuit_breaker.min_calls",
+            "providers.chargeapi.circuit_breaker.window_s",
+            "providers.chargeapi.circuit_breaker.open_s",
+            "providers.chargeapi.accounts.default.secret_key",
+            "log.format",
+            "log.level",
+        ] {
+            assert!(shown.lines().any(|l| l.starts_with(&format!("{key} = "))), "{key} missing:\n{shown}");
+        }
+        for secret in ["sk_file_value", "redis_pw_value", "x.db"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
     }
 
     #[test]
