@@ -37,3 +37,4 @@ mod resilience;
 mod sandbox_outcomes;
 mod secrets;
 mod shutdown;
+mod webhooks;
