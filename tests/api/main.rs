@@ -40,3 +40,4 @@ mod resilience;
 mod sandbox_outcomes;
 mod secrets;
 mod shutdown;
+mod webhooks;

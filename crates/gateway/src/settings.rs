@@ -32,6 +32,9 @@ pub struct Settings {
     /// The operator console at `/console` (SPEC §9).
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// Outcome events and signed webhooks (SPEC §8); no endpoint by default.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -544,6 +547,7 @@ impl Settings {
             })?;
             redis.url = SecretString::from(url.trim().to_owned());
         }
+        crate::webhooks::config::load_secret_files(&mut settings.webhooks)?;
         settings.check()?;
         Ok(settings)
     }
@@ -639,6 +643,7 @@ impl Settings {
         if let Some(redis) = &self.redis {
             check_redis(redis)?;
         }
+        crate::webhooks::Webhooks::from_settings(&self.webhooks)?;
         Ok(())
     }
 }
@@ -777,6 +782,7 @@ impl fmt::Display for Redacted<'_> {
         }
         writeln!(f, "log.format = {:?}", s.log.format)?;
         writeln!(f, "log.level = {:?}", s.log.level)?;
+        crate::webhooks::config::redacted(f, &s.webhooks)?;
         Ok(())
     }
 }
