@@ -391,9 +391,12 @@ async fn hostile_receivers_exhaust_neither_memory_nor_the_other_endpoints() {
     let reset = Receiver::start(|_, _| Answer::Reset).await;
     let good = Receiver::ok().await;
     let mut toml = String::from("\n[webhooks]\nretry_schedule_s = [1, 1, 1, 1]\n");
+    // A long timeout: waiting on a hostile endpoint would show as a 10 s stall, far above what
+    // a loaded machine adds to a fair dispatcher.
+    let timeout_ms = 10_000;
     for (name, receiver) in [("huge", &huge), ("silent", &silent), ("reset", &reset), ("good", &good)] {
         toml.push_str(&format!(
-            "\n[webhooks.endpoints.{name}]\nurl = \"{}\"\nsecret = \"{SECRET_A}\"\ntimeout_ms = 1500\n",
+            "\n[webhooks.endpoints.{name}]\nurl = \"{}\"\nsecret = \"{SECRET_A}\"\ntimeout_ms = {timeout_ms}\n",
             receiver.url("/")
         ));
     }
@@ -423,12 +426,12 @@ async fn hostile_receivers_exhaust_neither_memory_nor_the_other_endpoints() {
         slowest_cancel = slowest_cancel.max(started.elapsed());
         finals.insert(record["id"].as_str().unwrap().to_owned(), Instant::now());
     }
-    let seen = good.wait_for("every event at the good endpoint", Duration::from_secs(30), |d| d.len() == 41).await;
+    let seen = good.wait_for("every event at the good endpoint", Duration::from_secs(60), |d| d.len() == 41).await;
     // The hostile ones got them too (they are tried, not skipped), and are retried.
-    huge.wait_for("the huge receiver was tried", Duration::from_secs(20), |d| d.len() >= 40).await;
-    silent.wait_for("the silent receiver was tried", Duration::from_secs(20), |d| d.len() >= 40).await;
-    reset.wait_for("the resetting receiver was tried", Duration::from_secs(20), |d| d.len() >= 40).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    huge.wait_for("the huge receiver was tried", Duration::from_secs(60), |d| d.len() >= 40).await;
+    silent.wait_for("the silent receiver was tried", Duration::from_secs(60), |d| d.len() >= 40).await;
+    reset.wait_for("the resetting receiver was tried", Duration::from_secs(60), |d| d.len() >= 40).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     sampling.store(false, Ordering::SeqCst);
     sampler.join().unwrap();
 
@@ -441,8 +444,8 @@ async fn hostile_receivers_exhaust_neither_memory_nor_the_other_endpoints() {
     let _ = writeln_stderr(&format!(
         "{test}: RSS {baseline} KiB before, peak {peak} KiB; good endpoint: worst {worst:?} after the record; slowest cancel {slowest_cancel:?}"
     ));
-    assert!(worst < Duration::from_secs(2), "a hostile endpoint held the good one back: {worst:?}");
-    assert!(slowest_cancel < Duration::from_secs(2), "the API stalled: {slowest_cancel:?}");
+    assert!(worst < Duration::from_secs(5), "a hostile endpoint held the good one back: {worst:?}");
+    assert!(slowest_cancel < Duration::from_secs(5), "the API stalled: {slowest_cancel:?}");
     // Less than one 50 MiB answer: the gateway never holds a hostile answer whole.
     assert!(peak.saturating_sub(baseline) < 40 * 1024, "RSS grew from {baseline} KiB to {peak} KiB");
     let health = gateway.client.get(gateway.url("/healthz")).timeout(Duration::from_secs(1)).send().await.unwrap();

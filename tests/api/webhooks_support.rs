@@ -28,10 +28,11 @@ pub const PLAIN_KEY: &str = "cg_plain_webhooks_test_key";
 /// Every wait of the webhook tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A `[webhooks]` section: the fastest retry schedule, a short poll, and `endpoints`
-/// (`name = url`, with [`SECRET_A`]); `extra` is appended (more keys of the section's tables).
+/// A `[webhooks]` section: the fastest retry schedule (eight retries a second apart: a failing
+/// delivery stays pending for about 8 s), a short poll, and `endpoints` (`name = url`, with
+/// [`SECRET_A`]); `extra` is appended (more keys of the section's tables).
 pub fn webhooks_toml(endpoints: &[(&str, &str)], extra: &str) -> String {
-    let mut toml = String::from("\n[webhooks]\nretry_schedule_s = [1, 1, 1, 1]\npoll_ms = 100\n");
+    let mut toml = String::from("\n[webhooks]\nretry_schedule_s = [1, 1, 1, 1, 1, 1, 1, 1]\npoll_ms = 100\n");
     for (name, url) in endpoints {
         toml.push_str(&format!(
             "\n[webhooks.endpoints.{name}]\nurl = \"{url}\"\nsecret = \"{SECRET_A}\"\ntimeout_ms = 2000\n"
