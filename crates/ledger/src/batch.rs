@@ -180,7 +180,9 @@ impl Ledger {
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
         let (id, owner, now) = (id.to_owned(), owner.to_owned(), normalize_time(now));
-        self.db
+        let rule = self.events.clone();
+        let stored = self
+            .db
             .write(move |mut tx| {
                 Box::pin(async move {
                     for (index, end) in ends {
@@ -195,11 +197,18 @@ impl Ledger {
                             }
                         }
                     }
-                    tx.execute(sql::SEAL_BATCH, args![&id, &owner, now]).await?;
-                    Ok(Decision::Keep(()))
+                    let sealed = tx.execute(sql::SEAL_BATCH, args![&id, &owner, now]).await? == 1;
+                    // Every item may be final already: the completion event, in this transaction.
+                    let stored = match &rule {
+                        Some(rule) if sealed => crate::events::batch_completed(&mut tx, rule, &id).await?,
+                        _ => false,
+                    };
+                    Ok(Decision::Keep(stored))
                 })
             })
-            .await
+            .await?;
+        self.events_stored(stored);
+        Ok(())
     }
 
     /// A batch with its items, each with its record as stored now.
@@ -214,7 +223,7 @@ impl Ledger {
     }
 }
 
-fn batch_from_row(row: &Row) -> Result<Batch, LedgerError> {
+pub(crate) fn batch_from_row(row: &Row) -> Result<Batch, LedgerError> {
     Ok(Batch {
         id: row.text("id")?,
         client: row.text("client")?,
@@ -229,7 +238,7 @@ fn batch_from_row(row: &Row) -> Result<Batch, LedgerError> {
     })
 }
 
-fn item_from_row(row: &Row) -> Result<BatchItem, LedgerError> {
+pub(crate) fn item_from_row(row: &Row) -> Result<BatchItem, LedgerError> {
     // The LEFT JOIN gives NULL record columns when the item's record does not exist.
     let record = match row.opt_text("id")? {
         Some(_) => Some(record_from_row(row)?),

@@ -48,6 +48,7 @@
 mod batch;
 mod db;
 mod error;
+mod events;
 mod sql;
 mod sqlite;
 mod timer;
@@ -65,6 +66,10 @@ use time::OffsetDateTime;
 pub use crate::batch::{Batch, BatchBegin, BatchItem, ItemEnd, MAX_BATCH_ITEMS, NewBatch};
 use crate::db::{Arg, Db, Decision, Row, Sql, Tx, args, normalize_time};
 pub use crate::error::{BoxError, LedgerError, NoConnection, Outage, redact_url};
+pub use crate::events::{
+    ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EVENT_TYPES, Event, EventFilter,
+    EventPage, EventRule, NewEvent, PendingStat,
+};
 pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
@@ -100,6 +105,8 @@ pub struct Ledger {
     lease: Duration,
     /// For `Debug` and logs: the URL with its password redacted.
     url: Arc<str>,
+    /// What events a state change makes (SPEC §8, see `events.rs`); none without a rule.
+    events: Option<Arc<dyn EventRule>>,
 }
 
 impl fmt::Debug for Ledger {
@@ -109,6 +116,7 @@ impl fmt::Debug for Ledger {
             .field("backend", &self.backend)
             .field("url", &self.url)
             .field("lease", &self.lease)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -120,7 +128,7 @@ impl Ledger {
     /// ([`LedgerError::Connect`]) rather than on the first request.
     pub async fn connect(url: &str, options: LedgerOptions) -> Result<Ledger, LedgerError> {
         let (db, backend) = Db::connect(url, &options).await?;
-        Ok(Ledger { db, backend, lease: options.lease, url: redact_url(url).into() })
+        Ok(Ledger { db, backend, lease: options.lease, url: redact_url(url).into(), events: None })
     }
 
     /// Which backend the URL chose.
@@ -298,11 +306,20 @@ impl Ledger {
         let _timer = Timer::start("finish");
         validate_final(&fin)?;
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.db
+        let rule = self.events.clone();
+        let (record, stored) = self
+            .db
             .write(move |mut tx| {
-                Box::pin(async move { finish_in(&mut tx, &id, &owner, fin).await.map(Decision::Keep) })
+                Box::pin(async move {
+                    let (record, changed) = finish_in(&mut tx, &id, &owner, fin).await?;
+                    // The record's events in the transaction that ends it (a repeat emits nothing).
+                    let stored = changed && events::after_change(&mut tx, rule.as_ref(), &record).await?;
+                    Ok(Decision::Keep((record, stored)))
+                })
             })
-            .await
+            .await?;
+        self.events_stored(stored);
+        Ok(record)
     }
 
     /// [`Ledger::finish_attempt`] of attempt `n` and [`Ledger::finish`] of the record, in one
@@ -320,20 +337,27 @@ impl Ledger {
         validate_attempt(&attempt)?;
         validate_final(&fin)?;
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.db
+        let rule = self.events.clone();
+        let (record, stored) = self
+            .db
             .write(move |mut tx| {
                 Box::pin(async move {
                     finish_attempt_in(&mut tx, &id, n, attempt).await?;
                     // The attempt's answer is a fact about the wire: kept even when the record
                     // is no longer this owner's to end.
                     Ok(Decision::Keep(match finish_in(&mut tx, &id, &owner, fin).await {
-                        Err(e @ (LedgerError::LeaseLost { .. } | LedgerError::NotFound { .. })) => Err(e),
+                        Err(e @ (LedgerError::LeaseLost { .. } | LedgerError::NotFound { .. })) => (Err(e), false),
                         Err(e) => return Err(e),
-                        Ok(record) => Ok(record),
+                        Ok((record, changed)) => {
+                            let stored = changed && events::after_change(&mut tx, rule.as_ref(), &record).await?;
+                            (Ok(record), stored)
+                        }
                     }))
                 })
             })
-            .await?
+            .await?;
+        self.events_stored(stored);
+        record
     }
 
     /// Extends the lease while an attempt is slow. `false` when `owner` no longer holds it (taken
@@ -415,7 +439,9 @@ impl Ledger {
             )));
         }
         let id = id.to_owned();
-        self.db
+        let rule = self.events.clone();
+        let (resolved, stored) = self
+            .db
             .write(move |mut tx| {
                 Box::pin(async move {
                     let now = normalize_time(resolve.now);
@@ -436,17 +462,22 @@ impl Ledger {
                         )
                         .await?;
                     if let Some(row) = row {
-                        return Ok(Decision::Keep(Resolved::Fresh(record_from_row(&row)?)));
+                        let record = record_from_row(&row)?;
+                        let stored = events::after_change(&mut tx, rule.as_ref(), &record).await?;
+                        return Ok(Decision::Keep((Resolved::Fresh(record), stored)));
                     }
                     let Some(row) = tx.fetch_optional(sql::SELECT_RECORD, args![&id]).await? else {
                         return Err(LedgerError::NotFound { id });
                     };
                     let record = record_from_row(&row)?;
                     let same = record.resolution.as_ref().is_some_and(|r| r.status == status && r.note == resolve.note);
-                    Ok(Decision::Undo(if same { Resolved::Replay(record) } else { Resolved::NotInReview(record) }))
+                    let answer = if same { Resolved::Replay(record) } else { Resolved::NotInReview(record) };
+                    Ok(Decision::Undo((answer, false)))
                 })
             })
-            .await
+            .await?;
+        self.events_stored(stored);
+        Ok(resolved)
     }
 
     /// Puts a `needs_review` record back to `processing` for another round of attempts (an
@@ -720,8 +751,9 @@ async fn finish_attempt_in(
     Ok(true)
 }
 
-/// Ends the record inside a write (see [`Ledger::finish`]).
-async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result<Record, LedgerError> {
+/// Ends the record inside a write (see [`Ledger::finish`]); `true` when this call ended it,
+/// `false` for a repeat that found it ended so already.
+async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result<(Record, bool), LedgerError> {
     let status = Status::from(fin.status);
     let row = tx
         .fetch_optional(
@@ -740,14 +772,14 @@ async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result
         )
         .await?;
     if let Some(row) = row {
-        return record_from_row(&row);
+        return Ok((record_from_row(&row)?, true));
     }
     match tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
         None => Err(LedgerError::NotFound { id: id.to_owned() }),
         Some(row) => {
             let r = record_from_row(&row)?;
             if r.status == status && r.lease_owner.as_deref() == Some(owner) {
-                Ok(r)
+                Ok((r, false))
             } else {
                 Err(LedgerError::LeaseLost { id: id.to_owned() })
             }
