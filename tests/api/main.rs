@@ -41,5 +41,6 @@ mod shutdown;
 mod webhook_harness;
 mod webhook_verifier;
 mod webhooks;
+mod webhooks_e2e;
 mod webhooks_process;
 mod webhooks_support;

@@ -23,6 +23,7 @@ pub mod state;
 pub mod telemetry;
 pub mod trace_context;
 pub mod verdict;
+pub mod webhooks;
 
 pub use settings::Settings;
 pub use startup::{Application, StartError};

@@ -351,6 +351,13 @@ const ERRORS: &[(&str, &str, &[ErrorCode])] = {
                 LedgerUnavailable,
             ],
         ),
+        ("/v1/events", "get", &[InvalidRequest, Unauthorized, Forbidden, Internal, LedgerUnavailable]),
+        ("/v1/events/{id}", "get", &[Unauthorized, Forbidden, NotFound, Internal, LedgerUnavailable]),
+        (
+            "/v1/events/{id}/redeliver",
+            "post",
+            &[InvalidRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, Internal, LedgerUnavailable],
+        ),
         ("/v1/providers", "get", &[Unauthorized, Internal]),
         ("/errors/{code}", "get", &[NotFound]),
     ]
@@ -611,6 +618,9 @@ pub struct ErrorCodeListSchema {
         list_attempts,
         resolve_cancellation,
         retry_cancellation,
+        list_events,
+        get_event,
+        redeliver_event,
         list_providers,
         healthz,
         readyz,
@@ -644,11 +654,18 @@ pub struct ErrorCodeListSchema {
         crate::routes::ProviderView,
         crate::routes::ProviderHealth,
         crate::routes::LatencyMs,
-        crate::routes::ProviderRateLimit
+        crate::routes::ProviderRateLimit,
+        crate::routes::events::EventView,
+        crate::routes::events::EventList,
+        crate::routes::events::DeliveryView,
+        crate::routes::events::DeliveryStatusView,
+        crate::routes::events::DeliveryAttemptView,
+        crate::routes::events::RedeliverBody
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "cancellations", description = "Cancel and audit (needs `Authorization: Bearer <client key>`)."),
+        (name = "events", description = "Outcome events and their webhook deliveries (SPEC §8)."),
         (name = "operations", description = "Health, metrics, documentation (no key needed)."),
     )
 )]
@@ -807,6 +824,50 @@ fn resolve_cancellation() {}
 )]
 #[allow(dead_code)]
 fn retry_cancellation() {}
+
+/// Outcome events, newest first (scope `read`; SPEC §8).
+///
+/// Cursor-paginated like the cancellations (`limit` 1–100, default 20; `starting_after` an event
+/// id). Filters: `type`, `cancellation_id`, `delivery_status` (events with at least one delivery
+/// `pending`, `delivered` or `failed`). Listed events carry no `deliveries`; read one for them.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", operation_id = "listEvents",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)."),
+        ("starting_after" = Option<String>, Query, description = "An event id: the page after it."),
+        ("type" = Option<String>, Query, description = "An event type."),
+        ("cancellation_id" = Option<String>, Query, description = "The cancellation the events are about."),
+        ("delivery_status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`."),
+    ),
+    responses((status = 200, description = "A page of events.", body = crate::routes::events::EventList)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn list_events() {}
+
+/// One event with its deliveries, one per endpoint (and per redelivery), and their attempts.
+#[utoipa::path(
+    get, path = "/v1/events/{id}", tag = "events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "The event id (`evt_…`).")),
+    responses((status = 200, description = "The event.", body = crate::routes::events::EventView)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn get_event() {}
+
+/// Queue an event again (scope `operate`).
+///
+/// A new delivery to every endpoint that takes the event (`{}`), or to the one named
+/// (`{"endpoint": name}`); the receiver gets the same `webhook-id`.
+#[utoipa::path(
+    post, path = "/v1/events/{id}/redeliver", tag = "events", operation_id = "redeliverEvent",
+    params(("id" = String, Path, description = "The event id (`evt_…`).")),
+    request_body(content = crate::routes::events::RedeliverBody, content_type = "application/json"),
+    responses((status = 202, description = "Queued; the event with its deliveries.", body = crate::routes::events::EventView)),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn redeliver_event() {}
 
 /// Each provider: accounts (names only) and health.
 #[utoipa::path(

@@ -29,6 +29,9 @@ pub struct Settings {
     /// `rate_limit.scope` is `shared`.
     #[serde(default)]
     pub redis: Option<RedisSettings>,
+    /// Outcome events and signed webhooks (SPEC §8); no endpoint by default.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -523,6 +526,7 @@ impl Settings {
             })?;
             redis.url = SecretString::from(url.trim().to_owned());
         }
+        crate::webhooks::config::load_secret_files(&mut settings.webhooks)?;
         settings.check()?;
         Ok(settings)
     }
@@ -614,6 +618,7 @@ impl Settings {
         if let Some(redis) = &self.redis {
             check_redis(redis)?;
         }
+        crate::webhooks::Webhooks::from_settings(&self.webhooks)?;
         Ok(())
     }
 }
@@ -736,6 +741,7 @@ impl fmt::Display for Redacted<'_> {
                 }
             }
         }
+        crate::webhooks::config::redacted(f, &s.webhooks)?;
         Ok(())
     }
 }

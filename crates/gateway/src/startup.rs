@@ -29,6 +29,8 @@ pub enum StartError {
     LedgerInUse { path: String },
     #[error("cannot lock the SQLite ledger {path}: {source}")]
     LedgerLock { path: String, source: std::io::Error },
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 #[derive(Debug)]
@@ -38,6 +40,8 @@ pub struct Application {
     state: AppState,
     /// Held while serving: the exclusive lock of a SQLite ledger (see [`own_sqlite_ledger`]).
     sqlite_owner: Option<std::fs::File>,
+    /// Sends the outcome events (SPEC §8); `None` without an endpoint.
+    dispatcher: Option<crate::webhooks::dispatcher::Dispatcher>,
 }
 
 impl Application {
@@ -53,10 +57,33 @@ impl Application {
             use secrecy::ExposeSecret;
             own_sqlite_ledger(settings.ledger.url.expose_secret())?
         };
-        let driver = Driver { ledger: connect_ledger(&settings).await?, owner: new_owner_id() };
+        let webhooks = Arc::new(crate::webhooks::Webhooks::from_settings(&settings.webhooks)?);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let mut ledger = connect_ledger(&settings).await?;
+        if !webhooks.endpoints.is_empty() {
+            // Events are written in the ledger's own transactions (SPEC §8): the rule rides on it.
+            let rule = crate::webhooks::rule::Rule::new(webhooks.clone(), wake.clone());
+            ledger = ledger.with_events(Arc::new(rule));
+        }
+        let driver = Driver { ledger, owner: new_owner_id() };
         if settings.ledger.migrate_on_start {
             driver.ledger.migrate().await?;
         }
+        let dispatcher = if webhooks.endpoints.is_empty() {
+            None
+        } else {
+            let configured = webhooks.endpoints.iter().map(|e| (e.name.clone(), e.enabled)).collect();
+            driver.ledger.sync_endpoints(configured, time::OffsetDateTime::now_utc()).await?;
+            for e in &webhooks.endpoints {
+                tracing::info!(endpoint = %e.name, url = %e.shown, enabled = e.enabled, "webhook endpoint");
+            }
+            let owner = driver.owner.to_string();
+            let dispatcher =
+                crate::webhooks::dispatcher::Dispatcher::new(driver.ledger.clone(), owner, webhooks.clone(), wake)
+                    .map_err(|e| StartError::Webhooks(e.to_string()))?;
+            Some(dispatcher)
+        };
+        crate::webhooks::metrics::register(&webhooks);
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
@@ -72,8 +99,9 @@ impl Application {
             driver,
             draining: crate::conn_limits::Draining::default(),
             migrated: Arc::default(),
+            webhooks,
         };
-        Ok(Self { listener, addr, state, sqlite_owner })
+        Ok(Self { listener, addr, state, sqlite_owner, dispatcher })
     }
 
     /// The bound address (port 0 in the settings gives a free port).
@@ -99,12 +127,24 @@ impl Application {
             draining: self.state.draining.clone(),
             period: std::time::Duration::from_millis(self.state.settings.limits.drain_ms),
         };
+        // The dispatcher stops claiming at the signal and lets its deliveries finish within the grace.
+        let grace = std::time::Duration::from_millis(self.state.settings.limits.shutdown_grace_ms);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let dispatching = self.dispatcher.map(|d| d.spawn(stopped, grace));
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         let app = routes::router(self.state);
         // hyper with a timer (header read timeout, head size limits); on the signal `/readyz`
         // turns 503 and requests are still served for `limits.drain_ms`, then it stops accepting
         // and lets requests in flight finish, but never past `limits.shutdown_grace_ms`. Work left
         // in the background stays `processing` in the ledger and resumes at the next start.
-        crate::conn_limits::serve_draining(self.listener, app, limits, drain, shutdown).await.map_err(StartError::Serve)
+        let served = crate::conn_limits::serve_draining(self.listener, app, limits, drain, shutdown).await;
+        if let Some(dispatching) = dispatching {
+            let _ = tokio::time::timeout(grace, dispatching).await;
+        }
+        served.map_err(StartError::Serve)
     }
 }
 

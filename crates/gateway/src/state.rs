@@ -20,4 +20,6 @@ pub struct AppState {
     pub draining: Draining,
     /// Set once `/readyz` found every migration applied: they are not read again.
     pub migrated: Arc<std::sync::atomic::AtomicBool>,
+    /// The checked `webhooks` section (SPEC §8): the events API matches endpoints with it.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }

@@ -231,7 +231,7 @@ pub async fn get(
 }
 
 /// A stored batch, each item as it stands now.
-fn batch_view(batch: &Batch, replayed: bool) -> CancellationBatch {
+pub(crate) fn batch_view(batch: &Batch, replayed: bool) -> CancellationBatch {
     let now = OffsetDateTime::now_utc();
     let recording = batch.is_recording(now);
     let states = batch

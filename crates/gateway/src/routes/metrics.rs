@@ -19,6 +19,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(count) => telemetry::set_ledger_needs_review(count),
         Err(e) => tracing::warn!(error = %e, "cannot count the cancellations needing review for /metrics"),
     }
+    crate::webhooks::metrics::refresh(&state.driver.ledger, &state.webhooks, OffsetDateTime::now_utc()).await;
     for entry in state.registry.entries() {
         telemetry::set_circuit_state(entry.id(), entry.guard.snapshot().circuit);
     }

@@ -1,9 +1,10 @@
 //! The HTTP surface: one function builds the whole router, layers in one place.
 
-mod batches;
-mod cancellations;
+pub(crate) mod batches;
+pub(crate) mod cancellations;
 mod docs;
 mod errors;
+pub(crate) mod events;
 mod health;
 mod metrics;
 mod operate;
@@ -35,6 +36,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/cancellations/{id}/attempts"),
     ("POST", "/v1/cancellations/{id}/resolve"),
     ("POST", "/v1/cancellations/{id}/retry"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/{id}"),
+    ("POST", "/v1/events/{id}/redeliver"),
     ("GET", "/v1/providers"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -57,6 +61,9 @@ pub const V1_SCOPES: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/cancellations/{id}/attempts", Scope::Read),
     ("POST", "/v1/cancellations/{id}/resolve", Scope::Operate),
     ("POST", "/v1/cancellations/{id}/retry", Scope::Operate),
+    ("GET", "/v1/events", Scope::Read),
+    ("GET", "/v1/events/{id}", Scope::Read),
+    ("POST", "/v1/events/{id}/redeliver", Scope::Operate),
     ("GET", "/v1/providers", Scope::Read),
 ];
 
@@ -102,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cancellations/{id}/attempts", get(operate::attempts))
         .route("/v1/cancellations/{id}/resolve", post(operate::resolve))
         .route("/v1/cancellations/{id}/retry", post(operate::retry))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{id}", get(events::get))
+        .route("/v1/events/{id}/redeliver", post(events::redeliver))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));

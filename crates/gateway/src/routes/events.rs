@@ -1,0 +1,418 @@
+//! The events API (SPEC §8): `GET /v1/events`, `GET /v1/events/{id}` (with its deliveries and
+//! their attempts) and `POST /v1/events/{id}/redeliver`. An event is visible to a client that may
+//! see what it is about: the cancellation's provider account, or its own batch.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cancelgate_ledger::{Delivery, DeliveryStatus, EVENT_TYPES, Event, EventFilter, LedgerError};
+use http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::cancellations::{body_rejection, check_content_type, ledger_error};
+use crate::api::rfc3339;
+use crate::clients::Client;
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::state::AppState;
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryAttemptView {
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The receiver's HTTP status; null when no answer came (timeout, connection error).
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why it did not deliver (`HTTP 500`, `timed out`, `connection failed: …`); null when it did.
+    pub error: Option<String>,
+}
+
+/// The state of one delivery of an event to one endpoint.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatusView {
+    Pending,
+    Delivered,
+    Failed,
+    /// Pending for an endpoint that is disabled (it answered `410 Gone`, or `enabled = false`).
+    Disabled,
+}
+
+/// One delivery of an event to one endpoint (a redelivery adds another).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The endpoint's name (`webhooks.endpoints.{name}`).
+    pub endpoint: String,
+    pub status: DeliveryStatusView,
+    pub attempts: Vec<DeliveryAttemptView>,
+    /// When the next attempt is due; null once delivered or failed.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+}
+
+/// An event: exactly the body its deliveries carry, and on `GET /v1/events/{id}` its deliveries.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    #[schema(example = "evt_01JD7Q2Z3X4Y5W6V7U8T9S0R1P")]
+    pub id: String,
+    #[schema(example = "event")]
+    pub object: String,
+    /// `cancellation.cancelled`, `cancellation.failed`, `cancellation.needs_review` or
+    /// `cancellation_batch.completed`.
+    #[serde(rename = "type")]
+    #[schema(example = "cancellation.cancelled")]
+    pub kind: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The Cancellation (or, for `cancellation_batch.completed`, the batch) as its GET returned it
+    /// when the event was made.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryView>>,
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<EventView>,
+    pub has_more: bool,
+}
+
+/// The body of `POST /v1/events/{id}/redeliver`: `{}` (every endpoint that takes the event) or
+/// one endpoint by name.
+#[derive(Debug, Clone, Default, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the schema of the body `parse_redeliver` reads
+pub struct RedeliverBody {
+    /// An endpoint's name (`webhooks.endpoints.{name}`).
+    pub endpoint: Option<String>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("No event with this id.")
+}
+
+pub fn event_view(event: &Event, with_deliveries: bool) -> EventView {
+    // The payload is the gateway's own JSON; a stored one that does not parse shows as null.
+    let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+    let deliveries = with_deliveries.then(|| event.deliveries.iter().map(delivery_view).collect());
+    EventView {
+        id: event.id.clone(),
+        object: "event".to_owned(),
+        kind: event.kind.clone(),
+        created_at: payload["created_at"].as_str().map_or_else(|| rfc3339(event.created_at), str::to_owned),
+        data: payload.get("data").cloned().unwrap_or(Value::Null),
+        deliveries,
+    }
+}
+
+fn delivery_view(d: &Delivery) -> DeliveryView {
+    let status = match d.status {
+        DeliveryStatus::Pending if d.endpoint_disabled => DeliveryStatusView::Disabled,
+        DeliveryStatus::Pending => DeliveryStatusView::Pending,
+        DeliveryStatus::Delivered => DeliveryStatusView::Delivered,
+        DeliveryStatus::Failed => DeliveryStatusView::Failed,
+    };
+    DeliveryView {
+        endpoint: d.endpoint.clone(),
+        status,
+        attempts: d
+            .attempts
+            .iter()
+            .map(|a| DeliveryAttemptView {
+                at: rfc3339(a.at),
+                http_status: a.http_status,
+                latency_ms: a.latency_ms,
+                error: a.error.clone(),
+            })
+            .collect(),
+        next_attempt_at: d.next_attempt_at.map(rfc3339),
+    }
+}
+
+/// Whose event it is: the client of the batch, or the provider account of the cancellation.
+async fn may_see(state: &AppState, client: &Client, event: &Event) -> Result<bool, ApiError> {
+    if let Some(batch_id) = &event.batch_id {
+        let batch = state.driver.ledger.get_batch(batch_id).await.map_err(ledger_error)?;
+        return Ok(batch.is_some_and(|b| b.client == client.name));
+    }
+    let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+    let data = &payload["data"];
+    Ok(match (data["provider"].as_str(), data["account"].as_str()) {
+        (Some(provider), Some(account)) => client.may_use(provider, account),
+        _ => false,
+    })
+}
+
+async fn visible_event(
+    state: &AppState,
+    client: &Client,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Event, ApiError> {
+    let Ok(Path(id)) = id else { return Err(not_found()) };
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let event = state.driver.ledger.get_event(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
+    if !may_see(state, client, &event).await? {
+        return Err(not_found());
+    }
+    Ok(event)
+}
+
+/// `GET /v1/events/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let event = visible_event(&state, &client, id).await?;
+    Ok(Json(event_view(&event, true)).into_response())
+}
+
+const LIST_PARAMS: [&str; 5] = ["limit", "starting_after", "type", "cancellation_id", "delivery_status"];
+
+struct ListQuery {
+    limit: u32,
+    starting_after: Option<String>,
+    filter: EventFilter,
+}
+
+impl ListQuery {
+    fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
+        let mut q = ListQuery { limit: 20, starting_after: None, filter: EventFilter::default() };
+        let mut seen = [false; LIST_PARAMS.len()];
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let Some(index) = LIST_PARAMS.iter().position(|p| *p == name) else {
+                return Err(ApiError::invalid(
+                    name,
+                    "Unknown query parameter: the listing takes limit, starting_after, type, cancellation_id and \
+                     delivery_status.",
+                ));
+            };
+            let param = LIST_PARAMS[index];
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ApiError::invalid(param, format!("`{param}` is given more than once.")));
+            }
+            let value = value.into_owned();
+            match param {
+                "limit" => {
+                    q.limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| ApiError::invalid(param, "`limit` is a whole number from 1 to 100."))?;
+                }
+                "starting_after" => q.starting_after = Some(value),
+                "type" => {
+                    if !EVENT_TYPES.contains(&value.as_str()) {
+                        return Err(ApiError::invalid(
+                            param,
+                            format!("Unknown event type: one of {}.", EVENT_TYPES.join(", ")),
+                        ));
+                    }
+                    q.filter.kind = Some(value);
+                }
+                "cancellation_id" => {
+                    if value.is_empty() || value.len() > 64 {
+                        return Err(ApiError::invalid(param, "A cancellation id has 1 to 64 characters."));
+                    }
+                    q.filter.cancellation_id = Some(value);
+                }
+                // `delivery_status`
+                _ => {
+                    let status = DeliveryStatus::parse(&value).ok_or_else(|| {
+                        ApiError::invalid(param, "Unknown delivery status: one of pending, delivered, failed.")
+                    })?;
+                    q.filter.delivery_status = Some(status);
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `GET /v1/events`: newest first, cursor-paginated; events this client may not see are skipped.
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query.as_deref())?;
+    let mut data = Vec::new();
+    let mut cursor = starting_after;
+    let has_more = loop {
+        let page = state.driver.ledger.list_events(&filter, limit, cursor.as_deref()).await.map_err(|e| match e {
+            LedgerError::UnknownCursor(_) => ApiError::invalid("starting_after", "`starting_after` names no event."),
+            other => ledger_error(other),
+        })?;
+        let mut events = page.events.iter();
+        for event in events.by_ref() {
+            cursor = Some(event.id.clone());
+            if may_see(&state, &client, event).await? {
+                data.push(event_view(event, false));
+                if data.len() == limit as usize {
+                    break;
+                }
+            }
+        }
+        if data.len() == limit as usize {
+            break events.next().is_some() || page.has_more;
+        }
+        if !page.has_more {
+            break false;
+        }
+    };
+    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
+}
+
+/// The endpoint a redeliver body names, if any: `{}`, an empty body, or `{"endpoint": "name"}`;
+/// anything else is refused naming the member.
+fn parse_redeliver(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut failure = None;
+    let parsed = serde::Deserializer::deserialize_map(&mut de, RedeliverVisitor { failure: &mut failure })
+        .and_then(|endpoint| de.end().map(|()| endpoint));
+    parsed.map_err(|_| {
+        failure.unwrap_or_else(|| ApiError::invalid("body", "The body is `{}` or `{\"endpoint\": \"name\"}`."))
+    })
+}
+
+struct RedeliverVisitor<'a> {
+    failure: &'a mut Option<ApiError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for RedeliverVisitor<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a redeliver object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        use serde::de::Error as _;
+        let mut endpoint = None;
+        while let Some(name) = map.next_key::<String>()? {
+            if name != "endpoint" {
+                *self.failure = Some(ApiError::invalid(name, "Unknown member: a redeliver takes only `endpoint`."));
+                return Err(A::Error::custom("unknown member"));
+            }
+            if endpoint.is_some() {
+                *self.failure = Some(ApiError::invalid("endpoint", "`endpoint` is given more than once."));
+                return Err(A::Error::custom("repeated member"));
+            }
+            match map.next_value::<String>() {
+                Ok(value) => endpoint = Some(value),
+                Err(e) => {
+                    *self.failure = Some(ApiError::invalid("endpoint", "`endpoint` is an endpoint's name (a string)."));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(endpoint)
+    }
+}
+
+/// `POST /v1/events/{id}/redeliver`: a new delivery to every endpoint that takes the event (or
+/// the one named); `202` with the event as stored now.
+pub async fn redeliver(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    check_content_type(&headers)?;
+    let named = parse_redeliver(&body)?;
+    let event = visible_event(&state, &client, id).await?;
+    let endpoints: Vec<String> = match named {
+        Some(name) => {
+            if state.webhooks.endpoint(&name).is_none() {
+                return Err(ApiError::invalid("endpoint", "No configured webhook endpoint has this name."));
+            }
+            vec![name]
+        }
+        None => {
+            let owner = event_client(&state, &event).await?;
+            state
+                .webhooks
+                .endpoints
+                .iter()
+                .filter(|e| owner.as_deref().is_some_and(|c| e.takes(&event.kind, c)))
+                .map(|e| e.name.clone())
+                .collect()
+        }
+    };
+    let stored =
+        state.driver.ledger.redeliver(&event.id, endpoints, OffsetDateTime::now_utc()).await.map_err(ledger_error)?;
+    let event = stored.ok_or_else(not_found)?;
+    Ok((StatusCode::ACCEPTED, Json(event_view(&event, true))).into_response())
+}
+
+/// The client whose cancellation (or batch) the event is about: endpoints filter by it.
+async fn event_client(state: &AppState, event: &Event) -> Result<Option<String>, ApiError> {
+    if let Some(batch_id) = &event.batch_id {
+        return Ok(state.driver.ledger.get_batch(batch_id).await.map_err(ledger_error)?.map(|b| b.client));
+    }
+    match &event.cancellation_id {
+        Some(id) => Ok(state.driver.ledger.get(id).await.map_err(ledger_error)?.map(|r| r.client)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redeliver_body_is_empty_or_names_one_endpoint() {
+        assert_eq!(parse_redeliver(b"").unwrap(), None);
+        assert_eq!(parse_redeliver(b" {} ").unwrap(), None);
+        assert_eq!(parse_redeliver(br#"{"endpoint": "ops"}"#).unwrap().as_deref(), Some("ops"));
+        let refused = [
+            (&br#"{"endpoint": "a", "x": 1}"#[..], "x"),
+            (br#"{"endpoint": 5}"#, "endpoint"),
+            (br#"{"endpoint": "a", "endpoint": "b"}"#, "endpoint"),
+            (b"[]", "body"),
+            (b"{", "body"),
+            (br#"{"endpoint": "a"} x"#, "body"),
+        ];
+        for (body, param) in refused {
+            let e = parse_redeliver(body).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn list_query_is_checked() {
+        let q = ListQuery::parse(Some("type=cancellation.failed&delivery_status=failed&limit=5")).unwrap();
+        assert_eq!((q.limit, q.filter.kind.as_deref()), (5, Some("cancellation.failed")));
+        assert_eq!(q.filter.delivery_status, Some(DeliveryStatus::Failed));
+        for (query, param) in [
+            ("type=nope", "type"),
+            ("delivery_status=disabled", "delivery_status"),
+            ("limit=0", "limit"),
+            ("limit=1&limit=2", "limit"),
+            ("foo=1", "foo"),
+        ] {
+            assert_eq!(
+                ListQuery::parse(Some(query)).err().and_then(|e| e.param.clone()).as_deref(),
+                Some(param),
+                "{query}"
+            );
+        }
+    }
+}
