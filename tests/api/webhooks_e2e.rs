@@ -42,7 +42,6 @@ fn ids(deliveries: &[Delivery]) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn each_event_type_arrives_once_signed_with_data_as_get_returns_it() {
     let test = "each_event_type_arrives_once_signed_with_data_as_get_returns_it";
     let receiver = Receiver::ok().await;
@@ -128,7 +127,6 @@ async fn each_event_type_arrives_once_signed_with_data_as_get_returns_it() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn a_replay_emits_nothing() {
     let receiver = Receiver::ok().await;
     let app = one_endpoint(&receiver).await;
@@ -152,7 +150,6 @@ async fn a_replay_emits_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn a_500_then_200_sends_the_same_webhook_id_twice_and_the_second_is_recorded_delivered() {
     let test = "a_500_then_200_sends_the_same_webhook_id_twice_and_the_second_is_recorded_delivered";
     let receiver = Receiver::sequence(vec![Answer::Status(500)]).await;
@@ -176,7 +173,6 @@ async fn a_500_then_200_sends_the_same_webhook_id_twice_and_the_second_is_record
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn a_410_disables_the_endpoint() {
     let receiver = Receiver::sequence(vec![Answer::Status(410)]).await;
     let app = one_endpoint(&receiver).await;
@@ -194,7 +190,6 @@ async fn a_410_disables_the_endpoint() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn retry_after_is_honoured_on_429_and_503() {
     let wait = |status: u16| Answer::WithHeaders(status, vec![("retry-after".to_owned(), "3".to_owned())]);
     let (r429, r503) = (Receiver::sequence(vec![wait(429)]).await, Receiver::sequence(vec![wait(503)]).await);
@@ -211,7 +206,6 @@ async fn retry_after_is_honoured_on_429_and_503() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn while_a_previous_secret_is_configured_each_delivery_carries_two_signatures_each_valid_for_its_secret() {
     let test = "rotation";
     let receiver = Receiver::ok().await;
@@ -243,7 +237,6 @@ async fn while_a_previous_secret_is_configured_each_delivery_carries_two_signatu
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn events_of_one_reference_arrive_in_order_and_a_failing_reference_holds_back_no_other() {
     let test = "ordering";
     let receiver = Receiver::start(|d, _| {
@@ -293,7 +286,6 @@ async fn events_of_one_reference_arrive_in_order_and_a_failing_reference_holds_b
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn an_endpoint_gets_only_the_event_types_and_clients_it_takes() {
     let (failed_only, plain_only, all) = (Receiver::ok().await, Receiver::ok().await, Receiver::ok().await);
     let toml = webhooks_toml(&[("all", &all.url("/"))], "")
@@ -324,7 +316,6 @@ async fn an_endpoint_gets_only_the_event_types_and_clients_it_takes() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn events_are_listed_newest_first_filtered_by_type_cancellation_and_delivery_status_and_paged() {
     let stuck = bench_reference(CHARGE, 9);
     let blocked = stuck.clone();
@@ -408,7 +399,6 @@ async fn events_are_listed_newest_first_filtered_by_type_cancellation_and_delive
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn redeliver_sends_the_event_again_and_needs_operate() {
     let test = "redeliver";
     let receiver = Receiver::ok().await;
@@ -440,7 +430,6 @@ async fn redeliver_sends_the_event_again_and_needs_operate() {
 }
 
 #[tokio::test]
-#[ignore = "needs webhooks (issue 16)"]
 async fn without_an_endpoint_that_takes_it_no_event_is_stored() {
     let app = spawn_webhooks("", &[]).await;
     let (_, record) = app.cancel(CHARGE, &bench_reference(CHARGE, 1)).await;
