@@ -119,14 +119,15 @@ async fn main() {
     ));
     std::fs::write(config.join("gateway.toml"), gateway_toml).unwrap();
 
-    let mut command = Command::new(&a.bin);
+    // The child runs in the temp dir: a relative `--bin` is taken from here.
+    let bin = std::fs::canonicalize(&a.bin).unwrap_or_else(|e| panic!("{}: {e}", a.bin));
+    let mut command = Command::new(&bin);
     command
         .arg("serve")
         .current_dir(work.path())
         .env("CANCELGATE_CONFIG_DIR", &config)
         .env("CANCELGATE__LISTEN", "127.0.0.1:0")
         .env("CANCELGATE__LOG__FORMAT", "json")
-        .env("CANCELGATE__LOG__LEVEL", "warn")
         .env("CANCELGATE__LEDGER__URL", format!("sqlite://{}/ledger.db", work.path().display()))
         .env("CANCELGATE__LEDGER__SQLITE_SYNCHRONOUS", &a.ledger)
         .env("CANCELGATE__CLIENTS__DEMO__RATE_LIMIT__PER_SECOND", "10000")
@@ -136,7 +137,7 @@ async fn main() {
     for p in SimulatedProvider::ALL {
         command.env(format!("CANCELGATE__PROVIDERS__{}__BASE_URL", p.id().to_uppercase()), sandbox.base_url(p));
     }
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", a.bin));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -181,7 +182,22 @@ async fn main() {
             let answer = client.post(format!("{base}/v1/cancellations")).bearer_auth(KEY).json(&body).send().await;
             match answer {
                 Ok(response) if response.status() == 200 => cancelled.fetch_add(1, Ordering::Relaxed),
-                _ => other.fetch_add(1, Ordering::Relaxed),
+                Ok(response) => {
+                    if other.fetch_add(1, Ordering::Relaxed) == 0 {
+                        let status = response.status();
+                        eprintln!(
+                            "webhook_latency: first non-200 answer: {status} {}",
+                            response.text().await.unwrap_or_default()
+                        );
+                    }
+                    0
+                }
+                Err(e) => {
+                    if other.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("webhook_latency: first failed request: {}", e.without_url());
+                    }
+                    0
+                }
             };
         }));
     }
