@@ -202,7 +202,7 @@ const BATCH_EVENT_EXISTS: Sql =
 /// and enabled, and no older pending delivery of its endpoint and order key exists.
 macro_rules! claimable {
     () => {
-        "d.status = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until <= $2) \
+        "($5 = '' OR d.endpoint = $5) AND d.status = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until <= $2) \
          AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.name = d.endpoint AND w.disabled_at IS NULL) \
          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.status = 'pending' AND p.endpoint = d.endpoint \
          AND p.order_key = d.order_key AND (p.event_created_at < d.event_created_at \
@@ -403,21 +403,22 @@ impl Ledger {
             .await
     }
 
-    /// Leases up to `limit` claimable deliveries to `owner` for `lease` (see the module docs:
-    /// due, unleased or lease expired, endpoint enabled, oldest pending of its order key).
-    /// Concurrent claimers (of any replica) never get the same delivery.
+    /// Leases up to `limit` claimable deliveries (of `endpoint` only, if given) to `owner` for
+    /// `lease` (see the module docs: due, unleased or lease expired, endpoint enabled, oldest
+    /// pending of its order key). Concurrent claimers (of any replica) never get the same one.
     pub async fn claim_deliveries(
         &self,
         owner: &str,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
+        endpoint: Option<&str>,
     ) -> Result<Vec<ClaimedDelivery>, LedgerError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let until = lease_until(now, lease)?;
-        let args = args![owner, normalize_time(now), until, i64::from(limit)];
+        let args = args![owner, normalize_time(now), until, i64::from(limit), endpoint.unwrap_or("")];
         self.db
             .write(move |mut tx| {
                 Box::pin(async move {

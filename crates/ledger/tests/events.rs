@@ -222,9 +222,9 @@ async fn deliveries_are_fifo_per_reference_and_concurrent_across_references(t: E
     three_events(&l).await;
     let now = T0 + secs(10);
     // An endpoint the configuration does not name is never claimed for.
-    assert!(l.claim_deliveries(A, now, LEASE, 10).await.unwrap().is_empty());
+    assert!(l.claim_deliveries(A, now, LEASE, 10, None).await.unwrap().is_empty());
     l.sync_endpoints(vec![("a".to_owned(), true)], now).await.unwrap();
-    let first = l.claim_deliveries(A, now, LEASE, 10).await.unwrap();
+    let first = l.claim_deliveries(A, now, LEASE, 10, None).await.unwrap();
     let events: Vec<_> = first.iter().map(|c| c.event_id.as_str()).collect();
     assert_eq!(events, ["evt_can_1_needs_review", "evt_can_2_cancelled"], "the head of each reference only");
     assert_eq!(first[0].payload, json!({"id": "can_1", "status": "needs_review"}).to_string());
@@ -247,14 +247,14 @@ async fn deliveries_are_fifo_per_reference_and_concurrent_across_references(t: E
             .await
             .unwrap()
     );
-    assert!(l.claim_deliveries(A, now + secs(1), LEASE, 10).await.unwrap().is_empty(), "res_1's second waits");
-    let again = l.claim_deliveries(A, retry_at, LEASE, 10).await.unwrap();
+    assert!(l.claim_deliveries(A, now + secs(1), LEASE, 10, None).await.unwrap().is_empty(), "res_1's second waits");
+    let again = l.claim_deliveries(A, retry_at, LEASE, 10, None).await.unwrap();
     assert_eq!(again.iter().map(|c| c.event_id.as_str()).collect::<Vec<_>>(), ["evt_can_1_needs_review"]);
     assert_eq!(again[0].attempts, 1);
     l.record_delivery(again[0].id, A, "a", attempt(retry_at, Some(204), None), DeliveryOutcome::Delivered)
         .await
         .unwrap();
-    let next = l.claim_deliveries(A, retry_at, LEASE, 10).await.unwrap();
+    let next = l.claim_deliveries(A, retry_at, LEASE, 10, None).await.unwrap();
     assert_eq!(next.iter().map(|c| c.event_id.as_str()).collect::<Vec<_>>(), ["evt_can_1_cancelled"]);
     // Every attempt is recorded.
     let event = l.get_event("evt_can_1_needs_review").await.unwrap().unwrap();
@@ -273,14 +273,14 @@ async fn leases_are_exclusive_and_taken_over_when_expired(t: Env) {
     l.sync_endpoints(vec![("a".to_owned(), true)], T0).await.unwrap();
     let now = T0 + secs(1);
     // Concurrent claimers: exactly one gets it.
-    let (x, y) = tokio::join!(l.claim_deliveries(A, now, LEASE, 10), l.claim_deliveries(B, now, LEASE, 10));
+    let (x, y) = tokio::join!(l.claim_deliveries(A, now, LEASE, 10, None), l.claim_deliveries(B, now, LEASE, 10, None));
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.len() + y.len(), 1, "{x:?} {y:?}");
     let (holder, taker) = if x.is_empty() { (B, A) } else { (A, B) };
     let id = x.first().or(y.first()).unwrap().id;
-    assert!(l.claim_deliveries(taker, now + secs(14), LEASE, 10).await.unwrap().is_empty(), "leased");
+    assert!(l.claim_deliveries(taker, now + secs(14), LEASE, 10, None).await.unwrap().is_empty(), "leased");
     // The holder died: once its lease expired, another takes the delivery over.
-    let taken = l.claim_deliveries(taker, now + secs(15), LEASE, 10).await.unwrap();
+    let taken = l.claim_deliveries(taker, now + secs(15), LEASE, 10, None).await.unwrap();
     assert_eq!(taken.iter().map(|c| c.id).collect::<Vec<_>>(), [id]);
     // The late first holder records nothing.
     let late = l.record_delivery(id, holder, "a", attempt(now, Some(200), None), DeliveryOutcome::Delivered);
@@ -293,7 +293,10 @@ async fn gone_disables_the_endpoint_and_failed_frees_the_queue(t: Env) {
     three_events(&l).await;
     let now = T0 + secs(10);
     l.sync_endpoints(vec![("a".to_owned(), true), ("b".to_owned(), true)], now).await.unwrap();
-    let claimed = l.claim_deliveries(A, now, LEASE, 10).await.unwrap();
+    let only_b = l.claim_deliveries(A, now, LEASE, 10, Some("b")).await.unwrap();
+    assert!(only_b.iter().all(|c| c.endpoint == "b") && only_b.len() == 2, "{only_b:?}");
+    let rest = l.claim_deliveries(A, now, LEASE, 10, None).await.unwrap();
+    let claimed: Vec<_> = only_b.into_iter().chain(rest).collect();
     assert_eq!(claimed.len(), 4, "two heads for each of two endpoints");
     for c in &claimed {
         let (outcome, status) = match c.endpoint.as_str() {
@@ -304,7 +307,7 @@ async fn gone_disables_the_endpoint_and_failed_frees_the_queue(t: Env) {
     }
     // `a` is disabled: its deliveries stay pending, none is claimed; `b` gave up on the heads,
     // so res_1's second event is next there.
-    let next = l.claim_deliveries(A, now, LEASE, 10).await.unwrap();
+    let next = l.claim_deliveries(A, now, LEASE, 10, None).await.unwrap();
     let next: Vec<_> = next.iter().map(|c| (c.endpoint.as_str(), c.event_id.as_str())).collect();
     assert_eq!(next, [("b", "evt_can_1_cancelled")]);
     let event = l.get_event("evt_can_2_cancelled").await.unwrap().unwrap();
@@ -313,7 +316,7 @@ async fn gone_disables_the_endpoint_and_failed_frees_the_queue(t: Env) {
     assert_eq!(states, [("a", DeliveryStatus::Pending, true), ("b", DeliveryStatus::Failed, false)]);
     // Enabled again at a restart: `a`'s pending deliveries go out.
     l.sync_endpoints(vec![("a".to_owned(), true), ("b".to_owned(), true)], now).await.unwrap();
-    let resumed = l.claim_deliveries(A, now, LEASE, 10).await.unwrap();
+    let resumed = l.claim_deliveries(A, now, LEASE, 10, None).await.unwrap();
     assert_eq!(resumed.iter().filter(|c| c.endpoint == "a").count(), 2);
     // An endpoint dropped from the configuration is disabled.
     l.sync_endpoints(vec![("b".to_owned(), true)], now).await.unwrap();

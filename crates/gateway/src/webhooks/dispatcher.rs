@@ -1,6 +1,8 @@
 //! The dispatcher: claims due deliveries from the ledger's outbox and sends them, signed.
 //!
-//! Bounded in concurrency (`webhooks.max_in_flight` deliveries at once, a semaphore) and in
+//! Bounded in concurrency (`webhooks.max_in_flight` deliveries at once PER ENDPOINT, a semaphore
+//! each, and claims only for an endpoint with a free slot: a receiver that never answers fills
+//! its own slots, never another endpoint's) and in
 //! memory (a receiver's answer is read up to [`SNIPPET_BYTES`], never whole; the whole exchange
 //! is bounded by the endpoint's `timeout_ms`). It claims right after a commit stored an event
 //! (the rule's wake-up) and after each delivery ends (the next event of that reference may be
@@ -33,7 +35,8 @@ pub struct Dispatcher {
     webhooks: Arc<Webhooks>,
     client: reqwest::Client,
     wake: Arc<Notify>,
-    slots: Arc<Semaphore>,
+    /// One per endpoint, in the order of `webhooks.endpoints`.
+    slots: Arc<[Arc<Semaphore>]>,
     lease: Duration,
 }
 
@@ -53,7 +56,7 @@ impl Dispatcher {
         Ok(Dispatcher {
             ledger,
             owner,
-            slots: Arc::new(Semaphore::new(webhooks.max_in_flight)),
+            slots: webhooks.endpoints.iter().map(|_| Arc::new(Semaphore::new(webhooks.max_in_flight))).collect(),
             webhooks,
             client,
             wake,
@@ -80,32 +83,47 @@ impl Dispatcher {
                 }
             }
             let all = u32::try_from(self.webhooks.max_in_flight).unwrap_or(u32::MAX);
-            if tokio::time::timeout(grace, self.slots.acquire_many(all)).await.is_err() {
+            let drained = async {
+                for slots in self.slots.iter() {
+                    let _ = slots.acquire_many(all).await;
+                }
+            };
+            if tokio::time::timeout(grace, drained).await.is_err() {
                 tracing::warn!("webhook deliveries still in flight at shutdown; they are sent again after their lease");
             }
         })
     }
 
-    /// Claims as many due deliveries as there are free slots, until none is left.
+    /// For each enabled endpoint, claims as many due deliveries as it has free slots, until none
+    /// is left.
     async fn claim_and_send(&self) {
+        for (endpoint, slots) in self.webhooks.endpoints.iter().zip(self.slots.iter()) {
+            if endpoint.enabled {
+                self.claim_and_send_to(endpoint, slots).await;
+            }
+        }
+    }
+
+    async fn claim_and_send_to(&self, endpoint: &Endpoint, slots: &Arc<Semaphore>) {
         loop {
-            let free = self.slots.available_permits().min(CLAIM_BATCH);
+            let free = slots.available_permits().min(CLAIM_BATCH);
             if free == 0 {
                 // A delivery ending wakes the loop.
                 return;
             }
             let now = OffsetDateTime::now_utc();
             let want = u32::try_from(free).unwrap_or(1);
-            let claimed = match self.ledger.claim_deliveries(&self.owner, now, self.lease, want).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim webhook deliveries; retrying at the next poll");
-                    return;
-                }
-            };
+            let claimed =
+                match self.ledger.claim_deliveries(&self.owner, now, self.lease, want, Some(&endpoint.name)).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim webhook deliveries; retrying at the next poll");
+                        return;
+                    }
+                };
             let got = claimed.len();
             for delivery in claimed {
-                let Ok(permit) = self.slots.clone().try_acquire_owned() else { return };
+                let Ok(permit) = slots.clone().try_acquire_owned() else { return };
                 let this = self.clone();
                 tokio::spawn(async move {
                     this.deliver(delivery).await;
