@@ -48,6 +48,7 @@
 mod batch;
 mod db;
 mod error;
+mod inline_reads;
 mod sql;
 mod sqlite;
 mod timer;

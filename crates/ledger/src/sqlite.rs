@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::db::{Arg, BoxFuture, Decision, Tx, time_text};
 use crate::error::LedgerError;
+use crate::inline_reads::{INLINE_READERS, InlineReaders};
 use crate::types::SqliteSync;
 
 /// Writes waiting beyond this make their callers wait to enqueue (back-pressure, in order).
@@ -67,6 +68,8 @@ pub(crate) struct SqliteDb {
     writes: flume::Sender<WriterMessage>,
     reads: flume::Sender<ReaderMessage>,
     readers: u32,
+    /// Tried first by every read: no hand-off to a reader thread (`inline_reads.rs`).
+    inline: Arc<InlineReaders>,
 }
 
 /// A result row, owned (rusqlite's rows borrow their statement).
@@ -127,7 +130,8 @@ impl SqliteDb {
                 }
             })?;
         }
-        Ok(SqliteDb { writes, reads, readers })
+        let inline = (0..INLINE_READERS).map(|_| open_connection(config, Role::Reader)).collect::<Result<_, _>>()?;
+        Ok(SqliteDb { writes, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
     }
 
     /// Queues `work` for the writer and waits for its result, given once its transaction is
@@ -146,6 +150,13 @@ impl SqliteDb {
 
     /// Runs one statement on a reader and returns its rows.
     pub(crate) async fn read(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<SqliteRow>, LedgerError> {
+        // `args` is moved into whichever runs the read; the closure gives it back if none did.
+        let mut args = Some(args);
+        let inline = self.inline.try_read(|conn| query(conn, sql, args.take().unwrap_or_default()));
+        if let Some(result) = inline {
+            return result;
+        }
+        let args = args.unwrap_or_default();
         let sql = sql.to_owned();
         let (reply, answer) = oneshot::channel();
         let read = move |conn: Option<&Connection>| {
@@ -162,6 +173,7 @@ impl SqliteDb {
         if self.writes.send_async(WriterMessage::Close(done)).await.is_ok() {
             let _ = closed.await;
         }
+        self.inline.close();
         for _ in 0..self.readers {
             let _ = self.reads.send(ReaderMessage::Close);
         }
