@@ -6,7 +6,9 @@
 //! indexed lookup itself (begin's read before every cancel). A ledger read is an indexed lookup
 //! or a bounded page, microseconds to a few milliseconds, so running it on the async worker that
 //! asked is cheaper than waking another thread. When every pooled connection is in use the read
-//! goes to the reader threads as before, so a burst of reads never waits here.
+//! goes to the reader threads as before, so a burst of reads never waits here; so does a read
+//! that found the file busy (these connections never wait in SQLite's busy handler, which would
+//! stall an async worker).
 
 use std::sync::Mutex;
 

@@ -130,7 +130,16 @@ impl SqliteDb {
                 }
             })?;
         }
-        let inline = (0..INLINE_READERS).map(|_| open_connection(config, Role::Reader)).collect::<Result<_, _>>()?;
+        // Never waiting in SQLite's busy handler on an async worker (a locked file would stall
+        // the runtime, deadlines included): busy is answered at once, and the read is retried
+        // on a reader thread, which waits `busy_timeout`.
+        let inline = (0..INLINE_READERS)
+            .map(|_| {
+                let conn = open_connection(config, Role::Reader)?;
+                conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
+                Ok(conn)
+            })
+            .collect::<Result<_, LedgerError>>()?;
         Ok(SqliteDb { writes, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
     }
 
@@ -150,13 +159,12 @@ impl SqliteDb {
 
     /// Runs one statement on a reader and returns its rows.
     pub(crate) async fn read(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<SqliteRow>, LedgerError> {
-        // `args` is moved into whichever runs the read; the closure gives it back if none did.
-        let mut args = Some(args);
-        let inline = self.inline.try_read(|conn| query(conn, sql, args.take().unwrap_or_default()));
-        if let Some(result) = inline {
-            return result;
+        match self.inline.try_read(|conn| query(conn, sql, args.clone())) {
+            // Unavailable (busy, locked, an I/O error): a reader thread tries again and gives
+            // the answer, waiting for the lock as long as `busy_timeout` says.
+            Some(Err(LedgerError::Unavailable(_))) | None => {}
+            Some(done) => return done,
         }
-        let args = args.unwrap_or_default();
         let sql = sql.to_owned();
         let (reply, answer) = oneshot::channel();
         let read = move |conn: Option<&Connection>| {
