@@ -49,6 +49,7 @@ mod batch;
 mod db;
 mod error;
 mod events;
+mod inline_reads;
 mod sql;
 mod sqlite;
 mod timer;

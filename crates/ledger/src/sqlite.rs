@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::db::{Arg, BoxFuture, Decision, Tx, time_text};
 use crate::error::LedgerError;
+use crate::inline_reads::{INLINE_READERS, InlineReaders};
 use crate::types::SqliteSync;
 
 /// Writes waiting beyond this make their callers wait to enqueue (back-pressure, in order).
@@ -67,6 +68,8 @@ pub(crate) struct SqliteDb {
     writes: flume::Sender<WriterMessage>,
     reads: flume::Sender<ReaderMessage>,
     readers: u32,
+    /// Tried first by every read: no hand-off to a reader thread (`inline_reads.rs`).
+    inline: Arc<InlineReaders>,
 }
 
 /// A result row, owned (rusqlite's rows borrow their statement).
@@ -127,7 +130,17 @@ impl SqliteDb {
                 }
             })?;
         }
-        Ok(SqliteDb { writes, reads, readers })
+        // Never waiting in SQLite's busy handler on an async worker (a locked file would stall
+        // the runtime, deadlines included): busy is answered at once, and the read is retried
+        // on a reader thread, which waits `busy_timeout`.
+        let inline = (0..INLINE_READERS)
+            .map(|_| {
+                let conn = open_connection(config, Role::Reader)?;
+                conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
+                Ok(conn)
+            })
+            .collect::<Result<_, LedgerError>>()?;
+        Ok(SqliteDb { writes, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
     }
 
     /// Queues `work` for the writer and waits for its result, given once its transaction is
@@ -146,6 +159,12 @@ impl SqliteDb {
 
     /// Runs one statement on a reader and returns its rows.
     pub(crate) async fn read(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<SqliteRow>, LedgerError> {
+        match self.inline.try_read(|conn| query(conn, sql, args.clone())) {
+            // Unavailable (busy, locked, an I/O error): a reader thread tries again and gives
+            // the answer, waiting for the lock as long as `busy_timeout` says.
+            Some(Err(LedgerError::Unavailable(_))) | None => {}
+            Some(done) => return done,
+        }
         let sql = sql.to_owned();
         let (reply, answer) = oneshot::channel();
         let read = move |conn: Option<&Connection>| {
@@ -162,6 +181,7 @@ impl SqliteDb {
         if self.writes.send_async(WriterMessage::Close(done)).await.is_ok() {
             let _ = closed.await;
         }
+        self.inline.close();
         for _ in 0..self.readers {
             let _ = self.reads.send(ReaderMessage::Close);
         }
