@@ -391,3 +391,68 @@ async fn the_retry_button_drives_a_repeat_safe_review_to_its_end() {
     assert!(shown.html.contains(r#"id="status">cancelled<"#), "{}", shown.html);
     assert!(shown.html.contains("Only a cancellation in"), "settled: neither form is offered");
 }
+
+/// The receiver's requests once it has `n` (or after 10 s, what it has).
+async fn deliveries(receiver: &wiremock::MockServer, n: usize) -> Vec<wiremock::Request> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = receiver.received_requests().await.unwrap_or_default();
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_page_shows_its_events_and_deliveries_and_redelivers_with_its_token() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::method("POST")).respond_with(ResponseTemplate::new(204)).mount(&receiver).await;
+    let url = format!("{}/hooks", receiver.uri());
+    let app = spawn(&[
+        ("CANCELGATE__WEBHOOKS__ENDPOINTS__OPS__URL", url.as_str()),
+        ("CANCELGATE__WEBHOOKS__ENDPOINTS__OPS__SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ])
+    .await;
+    let review = in_review(&app, 61).await;
+    let id = review["id"].as_str().unwrap();
+    let first = deliveries(&receiver, 1).await;
+    assert_eq!(first.len(), 1, "the needs_review event was delivered");
+    let webhook_id = first[0].headers["webhook-id"].to_str().unwrap().to_owned();
+
+    let base = app.url("");
+    let cookie = signed_in(&base, DEMO_KEY).await;
+    let detail = get(&base, &cookie, &format!("/console/cancellations/{id}")).await;
+    assert_eq!(detail.status, 200);
+    assert!(detail.html.contains("cancellation.needs_review"), "{}", detail.html);
+    assert!(detail.html.contains(&webhook_id), "the event's id is shown");
+    assert!(detail.html.contains("badge delivery-delivered"), "its delivery is shown delivered: {}", detail.html);
+    assert!(!detail.html.contains("/hooks"), "an endpoint's URL is never shown, only its name");
+    let redeliver = format!("/console/cancellations/{id}/events/{webhook_id}/redeliver");
+    assert!(detail.html.contains(&redeliver), "an operate client gets the Redeliver button");
+
+    // Without its token: refused, nothing sent.
+    assert_eq!(post_form(&base, &cookie, &redeliver, &[]).await.status, 403);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.received_requests().await.unwrap_or_default().len(), 1, "no token, no redelivery");
+    // Another cancellation's path with this event: not found, nothing sent.
+    let csrf = csrf_of(&detail.html);
+    let elsewhere = format!("/console/cancellations/can_00000000000000000000000000/events/{webhook_id}/redeliver");
+    assert_eq!(post_form(&base, &cookie, &elsewhere, &[("csrf", &csrf)]).await.status, 404);
+    // With it: the same event (same webhook-id) is sent again.
+    let p = post_form(&base, &cookie, &redeliver, &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 303, "{}", p.html);
+    let again = deliveries(&receiver, 2).await;
+    assert_eq!(again.len(), 2, "redelivered");
+    assert_eq!(again[1].headers["webhook-id"].to_str().unwrap(), webhook_id, "the same event id");
+    let shown = get(&base, &cookie, &format!("/console/cancellations/{id}?done=redelivered")).await;
+    assert!(shown.html.contains("Redelivery queued"), "{}", shown.html);
+    let event = api_get(&app, &format!("/v1/events/{webhook_id}")).await;
+    assert_eq!(event["deliveries"].as_array().map(Vec::len), Some(2), "{event:#}");
+
+    // A `read` client sees the events, without the button.
+    let reader = signed_in(&base, READER_KEY).await;
+    let read_only = get(&base, &reader, &format!("/console/cancellations/{id}")).await;
+    assert!(read_only.html.contains(&webhook_id) && !read_only.html.contains(&redeliver), "{}", read_only.html);
+}

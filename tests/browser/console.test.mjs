@@ -143,6 +143,18 @@ test("review: open a needs_review record, resolve it with a note, see it leave t
   assert.equal(await page.textContent("#status"), "cancelled");
   assert.equal(await page.textContent("#resolution-note"), "Front Payment support confirmed the cancellation <b>by phone</b>.");
   await shot("07-detail-resolved");
+  // Its events (needs_review, then cancelled by the resolution) and their deliveries.
+  for (let i = 0; i < 50 && (await page.locator("#events .badge.delivery-delivered").count()) < 2; i++) {
+    await page.waitForTimeout(100);
+    await page.reload();
+  }
+  const events = await page.textContent("#events");
+  assert.match(events, /cancellation\.needs_review/);
+  assert.match(events, /cancellation\.cancelled/);
+  assert.equal(await page.locator("#events .badge.delivery-delivered").count(), 2);
+  await page.locator("#events .redeliver-form button").first().click();
+  assert.match(await page.textContent("#done"), /Redelivery queued/);
+  await shot("07b-detail-events");
   await page.click("#nav-review");
   assert.equal(Number(await page.textContent("#review-count")), before - 1);
   assert.ok(!(await page.textContent("#cancellations")).includes(records.review.id), "it left the queue");

@@ -1,6 +1,7 @@
-//! The console's operator actions: resolve and retry, each a form POST carrying the session's
+//! The console's operator actions: resolve, retry and redeliver, each a form POST carrying the session's
 //! CSRF token, allowed to `operate` clients only, and done by the API's own functions
-//! (`routes::operate::{resolve_record, retry_record}`): the same checks, the same ledger doors.
+//! (`routes::operate::{resolve_record, retry_record}`, `routes::events::redeliver_event`): the
+//! same checks, the same ledger doors.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -15,7 +16,7 @@ use super::session::Session;
 use crate::api::ResolveBody;
 use crate::clients::Scope;
 use crate::request_id::RequestId;
-use crate::routes::operate;
+use crate::routes::{events, operate};
 
 /// The signed-in `operate` session behind a valid form, and the cancellation id; else the page
 /// that says why not (nothing changed).
@@ -86,6 +87,35 @@ pub async fn retry(
     };
     match outcome {
         Ok(()) => redirect(&format!("/console/cancellations/{id}?done=retried")),
+        Err(e) if e.status() == StatusCode::NOT_FOUND => {
+            page::message(&console, Some(&session), e.status(), "Not found", &explain(&e)).await
+        }
+        Err(e) => detail_page(&console, &session, &id, None, Some((e.status(), explain(&e)))).await,
+    }
+}
+
+/// `POST /console/cancellations/{id}/events/{event}/redeliver`: the event queued again to every
+/// endpoint that takes it, as `POST /v1/events/{id}/redeliver` with `{}` does.
+pub async fn redeliver(
+    State(console): State<Console>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
+) -> Response {
+    let (id, event_id) = ids.map(|Path(ids)| ids).unwrap_or_default();
+    let (session, _, _) = match admit(&console, Ok(Path(id.clone())), request).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    let outcome = match events::visible_event_id(&console.app, &session.client, &event_id).await {
+        // The event must be this cancellation's: the page's button names both.
+        Ok(event) if event.cancellation_id.as_deref() == Some(id.as_str()) => {
+            events::redeliver_event(&console.app, &event, None).await.map(|_| ())
+        }
+        Ok(_) => Err(crate::error::ApiError::not_found("No event with this id.")),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => redirect(&format!("/console/cancellations/{id}?done=redelivered#events")),
         Err(e) if e.status() == StatusCode::NOT_FOUND => {
             page::message(&console, Some(&session), e.status(), "Not found", &explain(&e)).await
         }

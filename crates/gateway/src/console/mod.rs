@@ -5,8 +5,8 @@
 //! - `auth.rs`: sign-in (a client key, checked by `Clients::authenticate`), sign-out
 //! - `session.rs`: server-side sessions (random ids, 8 hours), `token.rs`: ids and CSRF tokens
 //! - `sign_in_limit.rs`: failed sign-ins per client address (governor)
-//! - `pages.rs`: the list, the review queue, one cancellation, the providers
-//! - `actions.rs`: resolve and retry (CSRF-checked, `operate` only)
+//! - `pages.rs`: the list, the review queue, one cancellation (with its events), the providers
+//! - `actions.rs`: resolve, retry and redeliver (CSRF-checked, `operate` only)
 //! - `page.rs`: the HTML answer, its headers and error pages; `view.rs`: what a page shows;
 //!   `templates.rs`, `assets.rs`: what is embedded
 
@@ -54,6 +54,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: &AppState) -> Router<S> {
         .route("/console/cancellations/{id}", get(pages::detail))
         .route("/console/cancellations/{id}/resolve", post(actions::resolve))
         .route("/console/cancellations/{id}/retry", post(actions::retry))
+        .route("/console/cancellations/{id}/events/{event}/redeliver", post(actions::redeliver))
         .route("/console/providers", get(pages::providers))
         .route("/console/assets/{name}", get(assets::get))
         .route("/console/{*rest}", get(page::not_found).post(page::not_found))

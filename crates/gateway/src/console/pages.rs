@@ -15,7 +15,7 @@ use super::page::{self, explain, frame, html, redirect, title_of};
 use super::session::Session;
 use super::view;
 use crate::api::Status;
-use crate::routes::{cancellations, operate, providers};
+use crate::routes::{cancellations, events, operate, providers};
 
 /// The listing's filters the console's form sends (an empty field is no filter).
 const FILTERS: [&str; 6] = ["status", "provider", "account", "reference", "created_gte", "created_lt"];
@@ -120,6 +120,7 @@ fn done_text(done: Option<&str>, status: &str) -> Option<String> {
     match done {
         Some("resolved") => Some(format!("Resolved: this cancellation is now {}.", view::status_label(status))),
         Some("retried") => Some("Retry sent: the gateway drives this cancellation again.".to_owned()),
+        Some("redelivered") => Some("Redelivery queued: the event is sent again to its endpoints.".to_owned()),
         _ => None,
     }
 }
@@ -155,9 +156,14 @@ pub async fn detail_page(
     context.insert("attempts".into(), json!(attempts.iter().map(view::attempt).collect::<Vec<_>>()));
     context.insert("in_review".into(), json!(in_review));
     context.insert("retry_refusal".into(), json!(retry_refusal));
-    // Events and deliveries (SPEC §8) are wired here once the gateway records events: a list of
-    // `{id, type, created_at, deliveries}`. Until then the section says "No events."
-    context.insert("events".into(), json!([]));
+    // Events and deliveries (SPEC §8), read as `GET /v1/events/{id}` reads them.
+    let events = match events::cancellation_events(&console.app, &record.id).await {
+        Ok(events) => events,
+        Err(e) => return page::message(console, Some(session), e.status(), title_of(e.status()), &explain(&e)).await,
+    };
+    let events: Vec<Value> = events.iter().map(|e| view::event(&events::event_view(e, true))).collect();
+    context.insert("events".into(), json!(events));
+    context.insert("webhooks".into(), json!(!console.app.webhooks.endpoints.is_empty()));
     html(status, "detail.html", &Value::Object(context))
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::api::{AttemptView, Cancellation};
 use crate::routes::ProviderView;
+use crate::routes::events::EventView;
 
 /// The words a status is shown with.
 pub fn status_label(status: &str) -> &str {
@@ -65,6 +66,32 @@ pub fn attempt(a: &AttemptView) -> Value {
         "body": a.body.as_ref().filter(|b| !b.is_null()).map(body_text),
         "error": a.error,
     })
+}
+
+/// An event and its deliveries (SPEC §8): one row per delivery, with its last attempt.
+pub fn event(e: &EventView) -> Value {
+    let deliveries: Vec<Value> = e
+        .deliveries
+        .iter()
+        .flatten()
+        .map(|d| {
+            let last = d.attempts.last();
+            let status = serde_json::to_value(d.status).unwrap_or(Value::Null);
+            json!({
+                "endpoint": d.endpoint,
+                "status": status,
+                "attempts": d.attempts.len(),
+                "last": last.map(|a| json!({
+                    "at": a.at,
+                    "http_status": a.http_status,
+                    "latency": format!("{} ms", a.latency_ms),
+                    "error": a.error,
+                })),
+                "next_attempt_at": d.next_attempt_at,
+            })
+        })
+        .collect();
+    json!({"id": e.id, "type": e.kind, "created_at": e.created_at, "deliveries": deliveries})
 }
 
 pub fn provider(p: &ProviderView) -> Value {

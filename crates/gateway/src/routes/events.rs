@@ -159,10 +159,15 @@ async fn visible_event(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Event, ApiError> {
     let Ok(Path(id)) = id else { return Err(not_found()) };
+    visible_event_id(state, client, &id).await
+}
+
+/// The event `id` with its deliveries, when `client` may see it; else `404` (as if absent).
+pub(crate) async fn visible_event_id(state: &AppState, client: &Client, id: &str) -> Result<Event, ApiError> {
     if id.len() > 64 {
         return Err(not_found());
     }
-    let event = state.driver.ledger.get_event(&id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
+    let event = state.driver.ledger.get_event(id).await.map_err(ledger_error)?.ok_or_else(not_found)?;
     if !may_see(state, client, &event).await? {
         return Err(not_found());
     }
@@ -338,6 +343,31 @@ pub async fn redeliver(
     check_content_type(&headers)?;
     let named = parse_redeliver(&body)?;
     let event = visible_event(&state, &client, id).await?;
+    let event = redeliver_event(&state, &event, named).await?;
+    Ok((StatusCode::ACCEPTED, Json(event_view(&event, true))).into_response())
+}
+
+/// The events of one cancellation, oldest first, each with its deliveries (the console's
+/// cancellation page). A cancellation has a handful (one per state it announced, plus none for
+/// replays), so the first [`CANCELLATION_EVENTS_SHOWN`] are all of them in practice.
+pub(crate) async fn cancellation_events(state: &AppState, cancellation_id: &str) -> Result<Vec<Event>, ApiError> {
+    let filter = EventFilter { cancellation_id: Some(cancellation_id.to_owned()), ..EventFilter::default() };
+    let page = state.driver.ledger.list_events(&filter, CANCELLATION_EVENTS_SHOWN, None).await.map_err(ledger_error)?;
+    let mut events = Vec::with_capacity(page.events.len());
+    for listed in page.events.iter().rev() {
+        if let Some(event) = state.driver.ledger.get_event(&listed.id).await.map_err(ledger_error)? {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// How many of a cancellation's events its console page shows.
+pub(crate) const CANCELLATION_EVENTS_SHOWN: u32 = 50;
+
+/// Queues `event` again: to the endpoint `named`, or to every configured endpoint that takes it
+/// (by `events` and `clients`). The API's redeliver and the console's button both come here.
+pub(crate) async fn redeliver_event(state: &AppState, event: &Event, named: Option<String>) -> Result<Event, ApiError> {
     let endpoints: Vec<String> = match named {
         Some(name) => {
             if state.webhooks.endpoint(&name).is_none() {
@@ -346,7 +376,7 @@ pub async fn redeliver(
             vec![name]
         }
         None => {
-            let owner = event_client(&state, &event).await?;
+            let owner = event_client(state, event).await?;
             state
                 .webhooks
                 .endpoints
@@ -358,8 +388,7 @@ pub async fn redeliver(
     };
     let stored =
         state.driver.ledger.redeliver(&event.id, endpoints, OffsetDateTime::now_utc()).await.map_err(ledger_error)?;
-    let event = stored.ok_or_else(not_found)?;
-    Ok((StatusCode::ACCEPTED, Json(event_view(&event, true))).into_response())
+    stored.ok_or_else(not_found)
 }
 
 /// The client whose cancellation (or batch) the event is about: endpoints filter by it.
