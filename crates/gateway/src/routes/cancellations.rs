@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::listing;
 use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, ResolutionView, Status, UpstreamSnapshot, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
@@ -233,30 +234,13 @@ const LIST_PARAMS: [&str; 8] =
 
 impl ListQuery {
     fn parse(query: Option<&str>, registry: &Registry) -> Result<Self, ApiError> {
-        let mut q = ListQuery { limit: 20, starting_after: None, filter: ListFilter::default() };
-        let mut seen = [false; LIST_PARAMS.len()];
-        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let Some(index) = LIST_PARAMS.iter().position(|p| *p == name) else {
-                return Err(ApiError::invalid(
-                    name,
-                    "Unknown query parameter: the listing takes limit, starting_after, provider, account, \
-                     reference, status, created_gte and created_lt.",
-                ));
-            };
-            let param = LIST_PARAMS[index];
-            if std::mem::replace(&mut seen[index], true) {
-                return Err(ApiError::invalid(param, format!("`{param}` is given more than once.")));
-            }
-            let value = value.into_owned();
+        let mut q = ListQuery { limit: listing::DEFAULT_LIMIT, starting_after: None, filter: ListFilter::default() };
+        let unknown = "Unknown query parameter: the listing takes limit, starting_after, provider, account, reference, \
+                       status, created_gte and created_lt.";
+        for (param, value) in listing::params(query, &LIST_PARAMS, unknown)? {
             let invalid = |detail: &str| ApiError::invalid(param, detail);
             match param {
-                "limit" => {
-                    q.limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or_else(|| invalid("`limit` is a whole number from 1 to 100."))?;
-                }
+                "limit" => q.limit = listing::limit(&value)?,
                 "starting_after" => q.starting_after = Some(value),
                 "provider" => {
                     if matches!(registry.lookup(&value), Lookup::Unknown) {

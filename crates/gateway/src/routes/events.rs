@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::cancellations::{body_rejection, check_content_type, ledger_error};
+use super::listing;
 use crate::api::rfc3339;
 use crate::clients::Client;
 use crate::error::ApiError;
@@ -194,29 +195,12 @@ struct ListQuery {
 
 impl ListQuery {
     fn parse(query: Option<&str>) -> Result<ListQuery, ApiError> {
-        let mut q = ListQuery { limit: 20, starting_after: None, filter: EventFilter::default() };
-        let mut seen = [false; LIST_PARAMS.len()];
-        for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            let Some(index) = LIST_PARAMS.iter().position(|p| *p == name) else {
-                return Err(ApiError::invalid(
-                    name,
-                    "Unknown query parameter: the listing takes limit, starting_after, type, cancellation_id and \
-                     delivery_status.",
-                ));
-            };
-            let param = LIST_PARAMS[index];
-            if std::mem::replace(&mut seen[index], true) {
-                return Err(ApiError::invalid(param, format!("`{param}` is given more than once.")));
-            }
-            let value = value.into_owned();
+        let mut q = ListQuery { limit: listing::DEFAULT_LIMIT, starting_after: None, filter: EventFilter::default() };
+        let unknown = "Unknown query parameter: the listing takes limit, starting_after, type, cancellation_id and \
+                       delivery_status.";
+        for (param, value) in listing::params(query, &LIST_PARAMS, unknown)? {
             match param {
-                "limit" => {
-                    q.limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or_else(|| ApiError::invalid(param, "`limit` is a whole number from 1 to 100."))?;
-                }
+                "limit" => q.limit = listing::limit(&value)?,
                 "starting_after" => q.starting_after = Some(value),
                 "type" => {
                     if !EVENT_TYPES.contains(&value.as_str()) {

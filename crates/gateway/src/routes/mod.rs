@@ -6,6 +6,7 @@ mod docs;
 mod errors;
 pub(crate) mod events;
 mod health;
+mod listing;
 mod metrics;
 pub(crate) mod operate;
 pub(crate) mod providers;
