@@ -2,7 +2,7 @@
 //! gateway's executor puts them on a wire.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
@@ -147,12 +147,24 @@ impl HttpResponse {
         text
     }
 
-    /// `Retry-After` as a duration, when sent as delta-seconds (the HTTP-date form is ignored:
-    /// the gateway then uses its own estimate).
+    /// `Retry-After` as a duration from now (see [`parse_retry_after`]).
     pub fn retry_after(&self) -> Option<Duration> {
         let raw = self.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-        raw.trim().parse::<u64>().ok().map(Duration::from_secs)
+        parse_retry_after(raw, SystemTime::now())
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3) as a wait from `now`: delta-seconds (`120`) or an
+/// HTTP-date (`Wed, 21 Oct 2026 07:28:00 GMT`; one already past is no wait). Anything else is
+/// `None`: the caller's own schedule applies. The one parser for provider answers and webhook
+/// receivers alike.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 impl fmt::Debug for HttpResponse {
@@ -224,6 +236,17 @@ mod tests {
         let mut res = HttpResponse::new(StatusCode::OK, r#"{"a":1}"#);
         res.truncated = true;
         assert_eq!(res.json_value(), None);
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_is_the_wait_until_then() {
+        let now = httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("Wed, 02 Dec 2026 10:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Wed, 02 Dec 2026 09:00:00 GMT", now), Some(Duration::ZERO), "past: no wait");
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        for bad in ["", "-1", "soon", "1.5", "Wed, 02 Dec 2026"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,9 @@ mod transport;
 
 pub use account::{Account, CredentialField, MissingCredential};
 pub use code::{ErrorCode, RefusalReason};
-pub use http_value::{Header, HeaderValueKind, HttpRequest, HttpResponse, UPSTREAM_JSON_LIMIT, UPSTREAM_TEXT_LIMIT};
+pub use http_value::{
+    Header, HeaderValueKind, HttpRequest, HttpResponse, UPSTREAM_JSON_LIMIT, UPSTREAM_TEXT_LIMIT, parse_retry_after,
+};
 pub use outcome::{AttemptContext, Confirmation, Effect, Outcome, Refusal, UpstreamFault};
 pub use provider::{BuildError, CancelProvider, CancelRequest, Capabilities, ProviderId};
 pub use reference::{InvalidReference, Reference, check_reference};

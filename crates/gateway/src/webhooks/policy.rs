@@ -61,10 +61,10 @@ pub fn decide(answer: &Answer, attempts_before: u32, schedule: &[Duration], now:
     }
 }
 
-/// `Retry-After` in seconds (the form receivers use for webhooks); an HTTP date or anything else
-/// is ignored (the schedule applies).
+/// A receiver's `Retry-After` (seconds or an HTTP-date, core's one parser); anything else is
+/// ignored (the schedule applies).
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    cancelgate_core::parse_retry_after(value?, std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -131,9 +131,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
         assert_eq!(parse_retry_after(Some(" 120 ")), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO), "past: no wait");
+        let in_a_minute = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(61));
+        let wait = parse_retry_after(Some(&in_a_minute)).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(61), "{wait:?}");
+        assert_eq!(parse_retry_after(Some("soon")), None);
         assert_eq!(parse_retry_after(Some("-1")), None);
         assert_eq!(parse_retry_after(None), None);
     }
