@@ -380,7 +380,6 @@ async fn hostile_receivers_cannot_exhaust_the_gateways_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (board 02:12): one 32-slot pool for every endpoint; hung deliveries hold the good endpoint back up to a timeout"]
 async fn hostile_receivers_do_not_hold_back_a_good_endpoint() {
     hostile_receivers("hostile_receivers_do_not_hold_back_a_good_endpoint", true).await;
 }
