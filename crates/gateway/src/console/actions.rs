@@ -111,7 +111,7 @@ pub async fn redeliver(
         Ok(event) if event.cancellation_id.as_deref() == Some(id.as_str()) => {
             events::redeliver_event(&console.app, &event, None).await.map(|_| ())
         }
-        Ok(_) => Err(crate::error::ApiError::not_found("No event with this id.")),
+        Ok(_) => Err(events::not_found()),
         Err(e) => Err(e),
     };
     match outcome {

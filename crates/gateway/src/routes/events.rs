@@ -98,7 +98,7 @@ pub struct RedeliverBody {
     pub endpoint: Option<String>,
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("No event with this id.")
 }
 
