@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::sign::Signer;
-use crate::settings::SettingsError;
+use crate::settings::{SettingsError, secret};
 
 /// SPEC §8's default retry schedule (delays before each retry, seconds): about three days.
 pub const DEFAULT_RETRY_SCHEDULE_S: [u64; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
@@ -20,7 +20,7 @@ pub const DEFAULT_RETRY_SCHEDULE_S: [u64; 9] = [5, 300, 1800, 7200, 18000, 36000
 /// The event types an endpoint may subscribe to (`events`).
 pub use cancelgate_ledger::EVENT_TYPES;
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     #[serde(default)]
@@ -58,19 +58,19 @@ impl fmt::Debug for WebhookSettings {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSettings {
     /// `http://` or `https://`; may hold a token (never printed whole).
-    #[serde(default)]
+    #[serde(default, serialize_with = "shown_url_of")]
     pub url: String,
-    #[serde(default)]
+    #[serde(default, serialize_with = "secret::optional_secret")]
     pub secret: Option<SecretString>,
     /// A file holding the secret; read at load, it wins over `secret`.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
     /// The secret being rotated out: deliveries carry both signatures while it is set.
-    #[serde(default)]
+    #[serde(default, serialize_with = "secret::optional_secret")]
     pub previous_secret: Option<SecretString>,
     #[serde(default)]
     pub previous_secret_file: Option<PathBuf>,
@@ -132,6 +132,11 @@ pub fn shown_url(url: &str) -> String {
         },
         Err(_) => "[unparsable URL]".to_owned(),
     }
+}
+
+/// An endpoint URL as the redacted view shows it (`shown_url`).
+fn shown_url_of<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&shown_url(url))
 }
 
 /// Reads every `*_file` secret into its key (called at load, like the other `*_file` keys).
@@ -301,25 +306,6 @@ fn check_secret(key: &str, secret: &SecretString) -> Result<SecretString, Settin
         ));
     }
     Ok(SecretString::from(text.to_owned()))
-}
-
-/// The `webhooks` lines of `check-config`'s redacted view.
-pub fn redacted(f: &mut fmt::Formatter<'_>, s: &WebhookSettings) -> fmt::Result {
-    writeln!(f, "webhooks.retry_schedule_s = {:?}", s.retry_schedule_s)?;
-    writeln!(f, "webhooks.poll_ms = {}", s.poll_ms)?;
-    writeln!(f, "webhooks.max_in_flight = {}", s.max_in_flight)?;
-    for (name, e) in &s.endpoints {
-        writeln!(f, "webhooks.endpoints.{name}.url = {:?}  # shown as scheme://host:port", shown_url(&e.url))?;
-        writeln!(f, "webhooks.endpoints.{name}.secret = \"[REDACTED]\"")?;
-        if e.previous_secret.is_some() {
-            writeln!(f, "webhooks.endpoints.{name}.previous_secret = \"[REDACTED]\"")?;
-        }
-        writeln!(f, "webhooks.endpoints.{name}.events = {:?}", e.events)?;
-        writeln!(f, "webhooks.endpoints.{name}.clients = {:?}", e.clients)?;
-        writeln!(f, "webhooks.endpoints.{name}.timeout_ms = {}", e.timeout_ms)?;
-        writeln!(f, "webhooks.endpoints.{name}.enabled = {}", e.enabled)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
