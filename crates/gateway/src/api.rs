@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use sha2::{Digest, Sha256};
@@ -970,13 +969,8 @@ pub fn parse_empty_body(bytes: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// RFC 3339 in UTC with exactly three fractional digits, as the providers' own examples are:
-/// one fixed width, so timestamps sort as strings.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
-}
+/// RFC 3339 in UTC with exactly three fractional digits (the engine's, which logs them too).
+pub use cancelgate_engine::rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@
 //! One Prometheus recorder is installed per process ([`prometheus`], a `OnceLock`): every
 //! `Application` in the process (tests start many) shares it.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -23,8 +23,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::request_id::{self, RequestId};
-use crate::trace_context::{self, TraceParent};
+use cancelgate_engine::context;
 
 /// Metric names (SPEC §2 names the first two; the rest are ours).
 pub mod names {
@@ -33,16 +32,10 @@ pub mod names {
     pub const REQUESTS_TOTAL: &str = "cancelgate_requests_total";
     /// Histogram `{provider}`: time to answer a `/v1` request, seconds.
     pub const REQUEST_DURATION: &str = "cancelgate_request_duration_seconds";
-    /// Histogram `{provider, outcome}`: one upstream attempt, seconds.
-    pub const UPSTREAM_DURATION: &str = "cancelgate_upstream_duration_seconds";
-    /// Counter `{provider}`: attempts after the first for one cancellation.
-    pub const RETRIES_TOTAL: &str = "cancelgate_retries_total";
-    /// Gauge `{provider}`: upstream calls in flight.
-    pub const UPSTREAM_IN_FLIGHT: &str = "cancelgate_upstream_in_flight";
-    /// Gauge `{provider}`: 0 closed, 1 half open, 2 open.
-    pub const CIRCUIT_STATE: &str = "cancelgate_circuit_state";
-    /// Counter `{provider}`: calls to the shared quota store (Redis) that failed or timed out.
-    pub const RATE_LIMIT_STORE_ERRORS: &str = "cancelgate_rate_limit_store_errors_total";
+    /// The upstream attempts' metrics, recorded by the engine (`cancelgate_engine::telemetry`).
+    pub use cancelgate_engine::telemetry::names::{
+        CIRCUIT_STATE, RATE_LIMIT_STORE_ERRORS, RETRIES_TOTAL, UPSTREAM_DURATION, UPSTREAM_IN_FLIGHT,
+    };
     /// Histogram `{op}`: one ledger operation, seconds (recorded by the ledger crate).
     pub const LEDGER_DURATION: &str = cancelgate_ledger::LEDGER_DURATION;
     /// Histogram: writes carried by one SQLite commit (group commit; recorded by the ledger crate).
@@ -147,16 +140,6 @@ pub fn spawn_upkeep() {
     });
 }
 
-/// What a handler learned about its request that a metric label needs.
-#[derive(Debug, Default)]
-struct Facts {
-    provider: Option<String>,
-}
-
-tokio::task_local! {
-    static FACTS: Arc<Mutex<Facts>>;
-}
-
 /// Record a field of the request span (`client`, `account`, `reference`, `cancellation_id`).
 /// Only values the gateway validated or generated: never raw input, never a secret.
 pub fn record(field: &'static str, value: &str) {
@@ -166,11 +149,9 @@ pub fn record(field: &'static str, value: &str) {
 /// Record the (known, configured) provider of this request: on the span and as the metric label.
 pub fn record_provider(id: &str) {
     record("provider", id);
-    let _ = FACTS.try_with(|facts| {
-        if let Ok(mut facts) = facts.lock() {
-            facts.provider = Some(id.to_owned());
-        }
-    });
+    if let Some(context) = context::current() {
+        context.set_provider(id);
+    }
 }
 
 /// Put on a response to say more than its status: `cancelled`, `processing`, `needs_review`.
@@ -180,12 +161,13 @@ pub struct Outcome(pub &'static str);
 /// The request span, the request metrics and the trace context, around every route.
 pub async fn middleware(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+    // The request's context (`request_id::middleware`, outside this one): its id, trace, label.
+    let context = context::current();
+    let request_id = context.as_ref().map(|c| c.request_id.as_str().to_owned()).unwrap_or_default();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     // The request metrics are the API's (SPEC §12): probes, scrapes and docs would drown them.
     let path = request.uri().path();
     let counted = path == "/v1" || path.starts_with("/v1/");
-    let trace = request.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
@@ -202,12 +184,10 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         status = Empty,
         latency_ms = Empty,
     );
-    if let Some(trace) = &trace {
+    if let Some(trace) = context.as_ref().and_then(|c| c.trace.as_ref()) {
         span.record("trace_id", trace.trace_id());
     }
-    let facts = Arc::new(Mutex::new(Facts::default()));
-    let response =
-        FACTS.scope(facts.clone(), trace_context::scope(trace, next.run(request))).instrument(span.clone()).await;
+    let response = next.run(request).instrument(span.clone()).await;
 
     let latency = started.elapsed();
     let status = response.status();
@@ -223,7 +203,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     span.record("status", status.as_u16());
     span.record("latency_ms", latency.as_millis() as u64);
     if counted {
-        let provider = facts.lock().ok().and_then(|mut f| f.provider.take()).unwrap_or_else(|| NO_PROVIDER.to_owned());
+        let provider = context.and_then(|c| c.provider()).unwrap_or_else(|| NO_PROVIDER.to_owned());
         metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
             "status" => status.as_u16().to_string())
         .increment(1);
@@ -240,64 +220,6 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     }
     drop(_entered);
     response
-}
-
-/// The future a spawned driver task runs: the request's span and trace context follow it.
-pub fn follow<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-    trace_context::scope(trace_context::current(), fut).instrument(tracing::Span::current())
-}
-
-/// One upstream attempt: its event and metrics. Returns the record unchanged, so the driver
-/// calls it in line where it stores the attempt. The histogram takes the measured `latency`, not
-/// the record's whole milliseconds: a loopback or same-zone answer is well under one.
-pub fn upstream_attempt(
-    provider: &str,
-    cancellation_id: &str,
-    attempt: u32,
-    latency: std::time::Duration,
-    record: cancelgate_ledger::AttemptResult,
-) -> cancelgate_ledger::AttemptResult {
-    // A label missing from the list would be a series `register` did not create at 0.
-    debug_assert!(
-        crate::attempt_outcome::AttemptOutcome::parse(&record.outcome).is_some(),
-        "attempt outcome {:?} is not an AttemptOutcome",
-        record.outcome
-    );
-    metrics::histogram!(names::UPSTREAM_DURATION, "provider" => provider.to_owned(), "outcome" => record.outcome.clone())
-        .record(latency.as_secs_f64());
-    if attempt > 1 {
-        metrics::counter!(names::RETRIES_TOTAL, "provider" => provider.to_owned()).increment(1);
-    }
-    let request_id = request_id::current();
-    tracing::info!(
-        provider,
-        cancellation_id,
-        attempt,
-        outcome = %record.outcome,
-        upstream_status = record.http_status,
-        latency_ms = record.latency_ms,
-        request_id = request_id.as_ref().map(RequestId::as_str),
-        "upstream attempt"
-    );
-    record
-}
-
-/// Counts one upstream call in flight until dropped.
-#[derive(Debug)]
-pub struct InFlight(metrics::Gauge);
-
-impl InFlight {
-    pub fn start(provider: &str) -> Self {
-        let gauge = metrics::gauge!(names::UPSTREAM_IN_FLIGHT, "provider" => provider.to_owned());
-        gauge.increment(1.0);
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
 }
 
 /// The circuit gauge: 0 closed, 1 half open, 2 open (refreshed at each scrape).
@@ -321,37 +243,4 @@ pub fn set_ledger_backlog(stats: &cancelgate_ledger::Stats, now: OffsetDateTime)
 /// The operators' queue, from `Ledger::count(NeedsReview)` (refreshed at each scrape).
 pub fn set_ledger_needs_review(count: u64) {
     metrics::gauge!(names::LEDGER_NEEDS_REVIEW).set(count as f64);
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    /// A sub-millisecond attempt shows in the histogram as what it took, not as zero (the
-    /// record's `latency_ms` is whole milliseconds).
-    #[test]
-    fn upstream_attempts_are_timed_below_a_millisecond() {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        let record = cancelgate_ledger::AttemptResult {
-            finished_at: OffsetDateTime::UNIX_EPOCH,
-            latency_ms: 0,
-            outcome: "cancelled".to_owned(),
-            http_status: Some(200),
-            body: None,
-            error: None,
-        };
-        metrics::with_local_recorder(&recorder, || {
-            upstream_attempt("chargeapi", "can_1", 1, Duration::from_micros(250), record);
-        });
-        let text = handle.render();
-        let sum = text
-            .lines()
-            .find(|l| l.starts_with("cancelgate_upstream_duration_seconds_sum{"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok());
-        assert_eq!(sum, Some(0.00025), "{text}");
-    }
 }

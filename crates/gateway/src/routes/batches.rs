@@ -69,7 +69,7 @@ pub async fn create(
     let mut prepared = Vec::with_capacity(body.items.len());
     let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for (i, item) in body.items.iter().enumerate() {
-        let p = cancel::prepare(&state.registry, &client, item).map_err(|e| in_item(e, i))?;
+        let p = cancel::prepare(&state.registry, &client, item).map_err(|e| in_item(e.into(), i))?;
         let target = (p.entry.id().to_owned(), p.account.name().to_owned(), p.request.reference.as_str().to_owned());
         if let Some(first) = seen.insert(target, i) {
             return Err(ApiError::invalid(

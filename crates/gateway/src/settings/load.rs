@@ -33,7 +33,7 @@ impl Settings {
             .add_source(environment)
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| SettingsError::config(e, dir))?;
+            .map_err(|e| config_error(e, dir))?;
         if let Some(path) = &settings.ledger.url_file {
             let url = std::fs::read_to_string(path).map_err(|e| {
                 SettingsError::invalid("ledger.url_file", format!("cannot read {}: {e}", path.display()))
@@ -99,4 +99,17 @@ impl config::Source for ProviderFile {
         root.insert("providers".to_owned(), config::Value::new(Some(&origin), config::ValueKind::Table(by_id)));
         Ok(root)
     }
+}
+
+/// Name the file a key comes from: `providers.{id}.*` from `providers/{id}.toml`, the rest
+/// from `gateway.toml` (either possibly overridden by a `CANCELGATE__…` variable).
+fn config_error(error: config::ConfigError, dir: &Path) -> SettingsError {
+    let message = error.to_string();
+    let key = message.split("for key `").nth(1).and_then(|rest| rest.split('`').next()).unwrap_or("");
+    let file = match key.strip_prefix("providers.").map(|rest| rest.split('.').next().unwrap_or("")) {
+        Some(id) if !id.is_empty() => dir.join("providers").join(format!("{id}.toml")),
+        _ => dir.join("gateway.toml"),
+    };
+    let file = format!("{} (or its CANCELGATE__ override)", file.display());
+    SettingsError::Config { file, message }
 }

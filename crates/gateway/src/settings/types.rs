@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::provider::{ProviderSettings, RedisSettings};
-use super::secret;
+use super::{ProviderSettings, RedisSettings, secret};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 
 use crate::executor::Executor;
 use crate::resilience::{ProviderGuard, QuotaStore};
-use crate::settings::{ProviderSettings, RateLimitScope, Settings, SettingsError};
+use crate::settings::{EngineSettings, ProviderSettings, RateLimitScope, SettingsError};
 
 /// Every adapter the gateway was built with.
 pub fn adapters() -> Vec<Arc<dyn CancelProvider>> {
@@ -52,18 +52,21 @@ pub enum Lookup<'a> {
 }
 
 impl Registry {
-    pub fn build(settings: &Settings) -> Result<Self, SettingsError> {
+    /// Every configured provider, checked: its adapter known, its accounts resolved, its
+    /// executor and guard built.
+    pub fn build<'a>(settings: impl Into<EngineSettings<'a>>) -> Result<Self, SettingsError> {
+        let settings = settings.into();
         let adapters = adapters();
         let mut providers = BTreeMap::new();
         // One connection for every shared quota; made (and checked) only when a provider uses one.
         let uses_store = settings.providers.values().any(|p| p.rate_limit.scope == RateLimitScope::Shared);
-        let store = match &settings.redis {
+        let store = match settings.redis {
             Some(redis) if uses_store => Some(QuotaStore::new(redis).map_err(|e| {
                 SettingsError::invalid("redis.url", format!("not a usable Redis URL ({:?})", e.kind()))
             })?),
             _ => None,
         };
-        for (id, provider_settings) in &settings.providers {
+        for (id, provider_settings) in settings.providers {
             let Some(adapter) = adapters.iter().find(|a| a.id().as_str() == id) else {
                 let known: Vec<_> = adapters.iter().map(|a| a.id().as_str()).collect();
                 return Err(SettingsError::invalid(

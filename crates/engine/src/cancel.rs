@@ -3,15 +3,49 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cancelgate_core::{Account, AttemptContext, CancelRequest, ErrorCode};
+use cancelgate_core::{Account, AttemptContext, CancelRequest};
 
-use crate::api::CancelBody;
-use crate::clients::Client;
-use crate::error::ApiError;
 use crate::registry::{Lookup, ProviderEntry, Registry};
 use crate::verdict::AttemptResult;
 
 pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// What a caller asks: cancel `reference` at `provider`, with `account` (else the default one).
+#[derive(Debug, Clone, Copy)]
+pub struct CancelCommand<'a> {
+    pub provider: &'a str,
+    pub account: Option<&'a str>,
+    pub reference: &'a str,
+    pub reason: Option<&'a str>,
+    pub language: Option<&'a str>,
+}
+
+/// Which provider accounts a caller may use (the facade's authenticated client answers it).
+pub trait Grants {
+    fn may_use(&self, provider: &str, account: &str) -> bool;
+}
+
+impl<T: Grants + ?Sized> Grants for Arc<T> {
+    fn may_use(&self, provider: &str, account: &str) -> bool {
+        T::may_use(self, provider, account)
+    }
+}
+
+/// Why a command cannot be sent; found before anything is recorded or sent. The facade turns
+/// it into its answer (`gateway/src/edge.rs`); the messages are the answer's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error("This provider is disabled on this gateway.")]
+    ProviderUnavailable,
+    #[error("Unknown provider.")]
+    UnknownProvider,
+    #[error("Unknown account for this provider.")]
+    UnknownAccount,
+    #[error("This client may not use this provider account.")]
+    Forbidden,
+    #[error("The reference does not have the provider's format: {message}.")]
+    BadReference { provider: &'static str, message: String },
+}
 
 /// A request that passed every check and may be sent upstream.
 #[derive(Debug)]
@@ -22,29 +56,33 @@ pub struct Prepared {
 }
 
 /// Every check that can be made before anything is recorded or sent (SPEC §2, §3).
-pub fn prepare(registry: &Registry, client: &Client, body: &CancelBody) -> Result<Prepared, ApiError> {
-    let entry = match registry.lookup(&body.provider) {
+pub fn prepare<'a>(
+    registry: &Registry,
+    caller: &impl Grants,
+    command: impl Into<CancelCommand<'a>>,
+) -> Result<Prepared, PrepareError> {
+    let command = command.into();
+    let entry = match registry.lookup(command.provider) {
         Lookup::Ready(entry) => entry.clone(),
-        Lookup::Unavailable => {
-            return Err(ApiError::new(ErrorCode::ProviderUnavailable, "This provider is disabled on this gateway.")
-                .with_retry_after(Duration::from_secs(60)));
-        }
-        Lookup::Unknown => return Err(ApiError::invalid("provider", "Unknown provider.")),
+        Lookup::Unavailable => return Err(PrepareError::ProviderUnavailable),
+        Lookup::Unknown => return Err(PrepareError::UnknownProvider),
     };
-    let account_name = body.account.as_deref().unwrap_or(DEFAULT_ACCOUNT);
+    let account_name = command.account.unwrap_or(DEFAULT_ACCOUNT);
     let Some(account) = entry.accounts.get(account_name) else {
-        return Err(ApiError::invalid("account", "Unknown account for this provider."));
+        return Err(PrepareError::UnknownAccount);
     };
-    if !client.may_use(entry.id(), account_name) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "This client may not use this provider account."));
+    if !caller.may_use(entry.id(), account_name) {
+        return Err(PrepareError::Forbidden);
     }
-    let reference = entry.adapter.parse_reference(&body.reference).map_err(|e| {
-        let mut error =
-            ApiError::invalid("reference", format!("The reference does not have the provider's format: {e}."));
-        error.provider = Some(entry.id().to_owned());
-        error
-    })?;
-    let request = CancelRequest { reference, reason: body.reason.clone(), language: body.language.clone() };
+    let reference = entry
+        .adapter
+        .parse_reference(command.reference)
+        .map_err(|e| PrepareError::BadReference { provider: entry.id(), message: e.to_string() })?;
+    let request = CancelRequest {
+        reference,
+        reason: command.reason.map(str::to_owned),
+        language: command.language.map(str::to_owned),
+    };
     Ok(Prepared { entry: entry.clone(), account: account.clone(), request })
 }
 

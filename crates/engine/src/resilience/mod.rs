@@ -1,5 +1,5 @@
 //! Protecting providers and the gateway from each other: per-provider rate limit, circuit
-//! breaker, bulkhead (concurrency limit) and retry budget; per-client rate limit.
+//! breaker, bulkhead (concurrency limit) and retry budget. (The per-client rate limit is the facade's: `gateway/src/client_limits.rs`.)
 //!
 //! Decision is kept apart from mechanism: `breaker.rs` is pure; this module wires the mature
 //! pieces (governor for rates, tokio's semaphore for the bulkhead, tower's `TpsBudget` for
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use breaker::{Admit, Breaker, CircuitState, Health};
 pub use quota::{ProviderQuota, QuotaMode, QuotaRefusal};
-pub use rate_limit::{ClientLimits, RateLimit};
+pub use rate_limit::RateLimit;
 pub use shared_quota::{QuotaStore, SharedVerdict, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::retry::budget::{Budget, TpsBudget};

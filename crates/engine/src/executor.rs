@@ -7,7 +7,7 @@ use cancelgate_core::{HeaderValueKind, HttpRequest, HttpResponse, ProviderId, Tr
 use http::HeaderValue;
 use secrecy::ExposeSecret;
 
-use crate::request_id;
+use crate::context;
 use crate::settings::ProviderSettings;
 
 #[derive(Debug, Clone)]
@@ -71,11 +71,11 @@ impl Executor {
             })?;
             builder = builder.header(header.name, value);
         }
-        if let Some(id) = request_id::current() {
-            builder = builder.header("x-request-id", id.as_str());
-        }
-        if let Some(trace) = crate::trace_context::current() {
-            builder = builder.header(crate::trace_context::HEADER, trace.as_str());
+        if let Some(context) = context::current() {
+            builder = builder.header(context::REQUEST_ID_HEADER, context.request_id.as_str());
+            if let Some(trace) = &context.trace {
+                builder = builder.header(context::TRACEPARENT_HEADER, trace.as_str());
+            }
         }
         if let Some(body) = request.body {
             builder = builder.body(body);
