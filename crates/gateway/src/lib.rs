@@ -7,6 +7,7 @@
 pub mod api;
 pub mod attempt_outcome;
 pub mod cancel;
+pub mod client_limits;
 pub mod clients;
 pub mod conn_limits;
 pub mod console;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use breaker::{Admit, Breaker, CircuitState, Health};
 pub use quota::{ProviderQuota, QuotaMode, QuotaRefusal};
-pub use rate_limit::{ClientLimits, RateLimit};
+pub use rate_limit::RateLimit;
 pub use shared_quota::{QuotaStore, SharedVerdict, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::retry::budget::{Budget, TpsBudget};

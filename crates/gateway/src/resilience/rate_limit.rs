@@ -1,15 +1,12 @@
-//! Rate limits with governor: per client (the caller's quota) and per provider (the upstream's
-//! quota, which the provider's own 429 can tighten further).
+//! A rate limit with governor: a provider's quota (which the provider's own 429 can tighten
+//! further) and, through `crate::client_limits`, each client's.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-
-use crate::clients::Clients;
 
 /// The longest a provider's `Retry-After` keeps the gateway away.
 pub const MAX_BLOCK: Duration = Duration::from_secs(300);
@@ -59,25 +56,6 @@ impl RateLimit {
     pub fn blocked_for(&self) -> Option<Duration> {
         let blocked = *self.blocked_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         blocked.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
-    }
-}
-
-/// One limiter per configured client, built at start (the set of clients is static).
-#[derive(Debug, Default)]
-pub struct ClientLimits {
-    by_client: HashMap<String, RateLimit>,
-}
-
-impl ClientLimits {
-    pub fn new(clients: &Clients) -> Self {
-        let by_client =
-            clients.iter().map(|c| (c.name.clone(), RateLimit::per_second(c.per_second, c.burst))).collect();
-        Self { by_client }
-    }
-
-    /// `Err(wait)` when the client's quota is used up.
-    pub fn check(&self, client: &str) -> Result<(), Duration> {
-        self.by_client.get(client).map_or(Ok(()), RateLimit::check)
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
+    let (body, deadline) = admit_post(&state, &headers, body)?;
     let body = BatchBody::parse(&body)?;
     // Every item is checked before anything is recorded or sent (SPEC §10).
     let mut prepared = Vec::with_capacity(body.items.len());

@@ -36,7 +36,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
+    let (body, deadline) = admit_post(&state, &headers, body)?;
     let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
@@ -185,23 +185,18 @@ pub(crate) async fn settle_one(
     record.unwrap_or(fresh)
 }
 
-/// What a cancelling `POST` (one cancel or a batch) checks first: the client's quota, the body as
-/// read, its content type. Returns the body and the caller's deadline. SPEC §12: a 202 goes out no
-/// later than `limits.respond_within_ms` after the request arrived, counted from here, where it has
-/// arrived in full (the extractors read its body): a slow upload is the client's time, and must not
-/// turn into a 503 that blames the ledger.
+/// What a cancelling `POST` (one cancel or a batch) checks first: the body as read, its content
+/// type (the client's quota was taken before, by the route layer `client_limits::enforce`).
+/// Returns the body and the caller's deadline. SPEC §12: a 202 goes out no later than
+/// `limits.respond_within_ms` after the request arrived, counted from here, where it has arrived
+/// in full (the extractors read its body): a slow upload is the client's time, and must not turn
+/// into a 503 that blames the ledger.
 pub(super) fn admit_post(
     state: &AppState,
-    client: &Client,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Bytes, tokio::time::Instant), ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms);
-    if let Err(wait) = state.client_limits.check(&client.name) {
-        return Err(
-            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
-        );
-    }
     let body = body.map_err(body_rejection)?;
     check_content_type(headers)?;
     Ok((body, deadline))

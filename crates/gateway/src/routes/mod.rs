@@ -115,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/redeliver", post(events::redeliver))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
+        // Layers run last-added first: `authorize` names the caller, then its quota is taken.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_limits::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .merge(v1)
