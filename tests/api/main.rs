@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod batches;
 mod chargeapi;
+mod client_quota;
 mod concurrency;
 mod console;
 mod crash;

@@ -388,3 +388,23 @@ async fn the_docs_page_is_titled_after_the_api() {
     let html = app.client.get(app.url("/docs/")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("<title>cancelgate API</title>"), "{html}");
 }
+
+/// The route layers of `/v1` (authorize, the client's quota) answer before any handler: every
+/// `/v1` operation documents their 401, 403 and 429 (with `Retry-After`), and no operation
+/// outside `/v1` documents them.
+#[tokio::test]
+async fn every_v1_operation_documents_what_its_layers_answer() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    for (method, path, operation) in operations(&doc) {
+        let responses = &operation["responses"];
+        for status in ["401", "403", "429"] {
+            let problem = &responses[status]["content"]["application/problem+json"];
+            assert_eq!(problem.is_object(), path.starts_with("/v1/"), "{method} {path}: {status}");
+        }
+        if path.starts_with("/v1/") {
+            assert!(responses["429"]["headers"]["Retry-After"].is_object(), "{method} {path}");
+            assert!(responses["429"]["description"].as_str().unwrap().contains("`rate_limited`"), "{method} {path}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use cancelgate_core::{ErrorCode, RefusalReason};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::failure::Failure;
 pub use crate::failure::UpstreamInfo;
@@ -47,26 +48,41 @@ impl std::ops::DerefMut for ApiError {
     }
 }
 
-/// The problem document, member order as in SPEC §3. Owned, so a Cancellation's `error` is this
-/// very shape too, in the same order.
-#[derive(Debug, Clone, Serialize)]
+/// An error answer: RFC 9457 problem+json with cancelgate's members (`error::Problem`).
+// (The doc comment above, and those of the members, are the OpenAPI description.) Member order
+// as in SPEC §3. Owned, so a Cancellation's `error` is this very shape too, in the same order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
+    /// `/errors/{code}`: a page describing the code.
     #[serde(rename = "type")]
+    #[schema(example = "/errors/not_cancellable")]
     pub type_: String,
+    #[schema(value_type = String, example = "Reservation cannot be cancelled")]
     pub title: &'static str,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599, example = 409)]
     pub status: u16,
+    #[schema(value_type = crate::openapi::ErrorCodeSchema)]
     pub code: &'static str,
+    #[schema(value_type = Option<crate::openapi::RefusalReasonSchema>)]
     pub reason: Option<&'static str>,
     pub detail: String,
+    /// Whether the same request may succeed later.
     pub retryable: bool,
     pub provider: Option<String>,
     pub reference: Option<String>,
+    /// Present whenever a ledger record exists.
     pub cancellation_id: Option<String>,
     pub request_id: Option<String>,
+    /// Present whenever a provider answered.
+    #[schema(value_type = Option<crate::openapi::UpstreamProblemSchema>)]
     pub upstream: Option<UpstreamInfo>,
+    /// The offending field or header of an `invalid_request`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+    /// Present (true) when this answer replays a stored one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
     pub replayed: bool,
 }
 

@@ -5,6 +5,7 @@
 //! never calls back into the gateway, and knows no HTTP server.
 
 pub mod api;
+pub mod client_limits;
 pub mod clients;
 pub mod conn_limits;
 pub mod console;
@@ -21,14 +22,8 @@ pub mod telemetry;
 pub mod webhooks;
 
 // The engine (`crates/engine`), under the paths the facade has always used.
-pub use cancelgate_engine::{attempt_outcome, cancel, context, driver, executor, failure, registry, verdict};
+pub use cancelgate_engine::{attempt_outcome, cancel, context, driver, executor, failure, registry, resilience, verdict};
 
-/// The engine's resilience, and the facade's per-client limiter beside it.
-pub mod resilience {
-    pub use crate::client_limits_interim::ClientLimits;
-    pub use cancelgate_engine::resilience::*;
-}
-mod client_limits_interim;
 
 pub use settings::Settings;
 pub use startup::{Application, StartError};

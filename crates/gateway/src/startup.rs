@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::client_limits::ClientLimits;
 use crate::clients::Clients;
 use crate::driver::{Driver, new_owner_id};
 use crate::registry::Registry;
-use crate::resilience::ClientLimits;
 use crate::routes;
 use crate::settings::{Settings, SettingsError};
 use crate::state::AppState;

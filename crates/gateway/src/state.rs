@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
+use crate::client_limits::ClientLimits;
 use crate::clients::Clients;
 use crate::conn_limits::Draining;
 use crate::driver::Driver;
 use crate::registry::Registry;
-use crate::resilience::ClientLimits;
 use crate::settings::Settings;
 
 /// Everything a handler may reach. Cheap to clone.

@@ -75,8 +75,11 @@ impl Default for LedgerOptions {
     }
 }
 
-/// The status of a cancellation record (SPEC §2, the Cancellation object).
+/// The status of a cancellation (SPEC §2).
+// One type for the record and the API's Cancellation object (the gateway serializes it by
+// `as_str`); with the `openapi` feature it is also the document's `Status` schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(rename_all = "snake_case"))]
 pub enum Status {
     /// Accepted; the outcome is not known yet. The only non-final status.
     Processing,

@@ -1,6 +1,6 @@
 //! The console's pages (GET): the cancellations with the listing's filters and cursor paging,
 //! the `needs_review` queue, one cancellation with its attempts, the providers' health. Each
-//! reads through the API's own functions (`routes::cancellations::list_visible`,
+//! reads through the API's own functions (`routes::cancellation_list::list_visible`,
 //! `routes::operate::{visible_id, attempt_views, retry_refusal}`, `routes::providers::views`).
 
 use axum::extract::rejection::PathRejection;
@@ -15,7 +15,7 @@ use super::page::{self, explain, frame, html, redirect, title_of};
 use super::session::Session;
 use super::view;
 use crate::api::Status;
-use crate::routes::{cancellations, events, operate, providers};
+use crate::routes::{cancellation_list, cancellations, event_views, events, operate, providers};
 
 /// The listing's filters the console's form sends (an empty field is no filter).
 const FILTERS: [&str; 6] = ["status", "provider", "account", "reference", "created_gte", "created_lt"];
@@ -57,7 +57,7 @@ async fn listing(
 ) -> Response {
     let query = encode(&params);
     let (status, rows, has_more, error) =
-        match cancellations::list_visible(&console.app, &session.client, Some(&query)).await {
+        match cancellation_list::list_visible(&console.app, &session.client, Some(&query)).await {
             Ok((data, has_more)) => (StatusCode::OK, data, has_more, None),
             Err(e) => (e.status(), Vec::new(), false, Some(explain(&e))),
         };
@@ -161,7 +161,7 @@ pub async fn detail_page(
         Ok(events) => events,
         Err(e) => return page::message(console, Some(session), e.status(), title_of(e.status()), &explain(&e)).await,
     };
-    let events: Vec<Value> = events.iter().map(|e| view::event(&events::event_view(e, true))).collect();
+    let events: Vec<Value> = events.iter().map(|e| view::event(&event_views::event_view(e, true))).collect();
     context.insert("events".into(), json!(events));
     context.insert("webhooks".into(), json!(!console.app.webhooks.endpoints.is_empty()));
     html(status, "detail.html", &Value::Object(context))

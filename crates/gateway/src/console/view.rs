@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::api::{AttemptView, Cancellation};
 use crate::routes::ProviderView;
-use crate::routes::events::EventView;
+use crate::routes::event_views::EventView;
 
 /// The words a status is shown with.
 pub fn status_label(status: &str) -> &str {

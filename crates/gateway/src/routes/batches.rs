@@ -25,12 +25,14 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::cancellations::{Begun, admit_post, begin_one, cancellation, ledger_error, ledger_too_slow, settle_one};
+use super::cancellations::{Begun, admit_post, begin_one, cancellation, settle_one};
+use super::faults::{ledger_error, ledger_too_slow};
 use crate::api::{BatchBody, BatchItemView, BatchStatus, CancelBody, CancellationBatch, Status, in_item, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey};
+use crate::openapi::problems;
 use crate::request_id::{self, RequestId};
 use crate::state::AppState;
 use crate::telemetry;
@@ -47,14 +49,53 @@ enum ItemState {
 impl ItemState {
     fn status(&self) -> Status {
         match self {
-            ItemState::Record(record) => super::cancellations::api_status(record.status),
+            ItemState::Record(record) => record.status,
             ItemState::Error(_) => Status::Failed,
             ItemState::Pending => Status::Processing,
         }
     }
 }
 
-/// `POST /v1/cancellation-batches`.
+problems!(
+    /// What `POST /v1/cancellation-batches` answers besides a batch: its own checks (body, every
+    /// item's provider, account and reference) and the ledger. An item's own refusal or shed is
+    /// in the item, not the answer.
+    CreateProblems = V1_LAYERS
+        + [
+            InvalidRequest,
+            Forbidden,
+            RequestInProgress,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            RateLimited,
+            Internal,
+            ProviderUnavailable,
+            LedgerUnavailable,
+        ]
+);
+
+/// Cancel a trip: up to 50 cancellations, at any providers, in one call.
+///
+/// Not atomic: every item becomes its own Cancellation (with `batch_id`), validated before
+/// anything is recorded, and run concurrently within each provider's limits. An item shed by a
+/// limit carries its problem and has no cancellation. `200` when no item is processing, else
+/// `202` with `Location` once `limits.respond_within_ms` has passed.
+#[utoipa::path(
+    post, path = "/v1/cancellation-batches", tag = "cancellations", operation_id = "createCancellationBatch",
+    request_body(content = BatchBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
+         description = "For the batch as a whole: same key, same client and same body replays the batch (as it stands now, `replayed: true`) without sending anything."),
+        ("X-Request-Id" = Option<String>, Header, description = "As on `POST /v1/cancellations`."),
+    ),
+    responses(
+        (status = 200, description = "No item is processing: every item is final (or was shed).", body = CancellationBatch),
+        (status = 202, description = "Some item is still processing.", body = CancellationBatch,
+         headers(("Location" = String, description = "`/v1/cancellation-batches/{id}`: where to read the batch."))),
+        CreateProblems,
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -63,7 +104,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
+    let (body, deadline) = admit_post(&state, &headers, body)?;
     let body = BatchBody::parse(&body)?;
     // Every item is checked before anything is recorded or sent (SPEC §10).
     let mut prepared = Vec::with_capacity(body.items.len());
@@ -210,7 +251,18 @@ async fn record_items(
     begun
 }
 
-/// `GET /v1/cancellation-batches/{id}`.
+problems!(
+    /// What `GET /v1/cancellation-batches/{id}` answers besides the batch.
+    GetProblems = V1_LAYERS + [NotFound, Internal, LedgerUnavailable]
+);
+
+/// One batch, each item as it stands now.
+#[utoipa::path(
+    get, path = "/v1/cancellation-batches/{id}", tag = "cancellations", operation_id = "getCancellationBatch",
+    params(("id" = String, Path, description = "The batch id (`cb_…`).")),
+    responses((status = 200, description = "The batch.", body = CancellationBatch), GetProblems),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(client): Caller,

@@ -1,33 +1,84 @@
+//! `POST /v1/cancellations` and `GET /v1/cancellations/{id}` (SPEC §2): the single cancel's path
+//! from admission to a begun record (which each item of a batch takes too), and a record as the
+//! API shows it (the Cancellation object, or the answer a record gives).
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cancelgate_core::ErrorCode;
-use cancelgate_ledger::{Begin, LedgerError, ListFilter, NewCancellation, Record, Status as LedgerStatus};
+use cancelgate_ledger::{Begin, NewCancellation, Record, Status};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::listing;
-use crate::api::{CancelBody, Cancellation, MAX_ACCOUNT_CHARS, ResolutionView, Status, UpstreamSnapshot, rfc3339};
+use super::faults::{body_rejection, check_content_type, ledger_error, ledger_too_slow};
+use crate::api::{CancelBody, Cancellation, ResolutionView, UpstreamSnapshot, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
 use crate::extract::{Caller, IdempotencyKey};
 use crate::failure::Failure;
-use crate::registry::{Lookup, Registry};
+use crate::openapi::problems;
+use crate::registry::Lookup;
 use crate::request_id::RequestId;
 use crate::resilience::Shed;
 use crate::state::AppState;
 use crate::telemetry;
 
-/// `POST /v1/cancellations`.
+problems!(
+    /// What `POST /v1/cancellations` answers besides a cancellation: its own checks (body,
+    /// provider, account, reference), the ledger, the load shed, and the provider's answer.
+    CreateProblems = V1_LAYERS
+        + [
+            InvalidRequest,
+            Forbidden,
+            NotFound,
+            AlreadyCancelled,
+            NotCancellable,
+            RequestInProgress,
+            PayloadTooLarge,
+            IdempotencyKeyReused,
+            UpstreamRejected,
+            RateLimited,
+            Internal,
+            UpstreamError,
+            ProviderMisconfigured,
+            ProviderUnavailable,
+            LedgerUnavailable,
+            UpstreamTimeout,
+        ]
+);
+
+/// Cancel a reservation or booking.
+///
+/// Answers `200` when the provider confirmed, `202` (`processing` or `needs_review`) when the
+/// outcome is not confirmed yet, otherwise a problem. Every authenticated, valid request
+/// creates a ledger record, refusals included.
+#[utoipa::path(
+    post, path = "/v1/cancellations", tag = "cancellations", operation_id = "createCancellation",
+    request_body(content = CancelBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x20-\\x7E]+$",
+         description = "Same key, same client and same body: the stored answer is replayed (1–255 printable ASCII). A replay's `X-Request-Id` header is this request's; its body keeps the original `request_id`."),
+        ("X-Request-Id" = Option<String>, Header,
+         description = "Echoed, sent upstream and logged when 1–128 of `A–Z a–z 0–9 - _ . : / + =`; any other value is replaced by a generated id."),
+        ("traceparent" = Option<String>, Header,
+         description = "W3C trace context; forwarded upstream when well formed, ignored otherwise."),
+    ),
+    responses(
+        (status = 200, description = "Cancelled: the provider confirmed (or a replay of an earlier confirmation).", body = Cancellation),
+        (status = 202, description = "Accepted, not confirmed: `processing` (driven in the background) or `needs_review`.",
+         body = Cancellation, headers(("Location" = String, description = "`/v1/cancellations/{id}`: where to read the outcome."))),
+        CreateProblems,
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -36,7 +87,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &client, &headers, body)?;
+    let (body, deadline) = admit_post(&state, &headers, body)?;
     let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
@@ -185,29 +236,35 @@ pub(crate) async fn settle_one(
     record.unwrap_or(fresh)
 }
 
-/// What a cancelling `POST` (one cancel or a batch) checks first: the client's quota, the body as
-/// read, its content type. Returns the body and the caller's deadline. SPEC §12: a 202 goes out no
-/// later than `limits.respond_within_ms` after the request arrived, counted from here, where it has
-/// arrived in full (the extractors read its body): a slow upload is the client's time, and must not
-/// turn into a 503 that blames the ledger.
+/// What a cancelling `POST` (one cancel or a batch) checks first: the body as read, its content
+/// type (the client's quota was taken before, by the route layer `client_limits::enforce`).
+/// Returns the body and the caller's deadline. SPEC §12: a 202 goes out no later than
+/// `limits.respond_within_ms` after the request arrived, counted from here, where it has arrived
+/// in full (the extractors read its body): a slow upload is the client's time, and must not turn
+/// into a 503 that blames the ledger.
 pub(super) fn admit_post(
     state: &AppState,
-    client: &Client,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(Bytes, tokio::time::Instant), ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms);
-    if let Err(wait) = state.client_limits.check(&client.name) {
-        return Err(
-            ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
-        );
-    }
     let body = body.map_err(body_rejection)?;
     check_content_type(headers)?;
     Ok((body, deadline))
 }
 
-/// `GET /v1/cancellations/{id}`: the cancellation as stored.
+problems!(
+    /// What `GET /v1/cancellations/{id}` answers besides the cancellation.
+    GetProblems = V1_LAYERS + [NotFound, Internal, LedgerUnavailable]
+);
+
+/// One cancellation, as stored.
+#[utoipa::path(
+    get, path = "/v1/cancellations/{id}", tag = "cancellations", operation_id = "getCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 200, description = "The cancellation.", body = Cancellation), GetProblems),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -215,126 +272,6 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let record = super::operate::visible(&state, &client, id).await?;
     Ok((StatusCode::OK, Json(cancellation(&record, false))).into_response())
-}
-
-/// The query of `GET /v1/cancellations`, every parameter checked: an unknown parameter, one given
-/// twice, or a value that can match nothing (an unknown provider, a malformed reference) is a
-/// `400` naming it, never a silently empty page. Our own parser and words: a library's
-/// message never reaches the caller.
-#[derive(Debug)]
-struct ListQuery {
-    limit: u32,
-    starting_after: Option<String>,
-    filter: ListFilter,
-}
-
-/// The parameters, in the order the listing documents them.
-const LIST_PARAMS: [&str; 8] =
-    ["limit", "starting_after", "provider", "account", "reference", "status", "created_gte", "created_lt"];
-
-impl ListQuery {
-    fn parse(query: Option<&str>, registry: &Registry) -> Result<Self, ApiError> {
-        let mut q = ListQuery { limit: listing::DEFAULT_LIMIT, starting_after: None, filter: ListFilter::default() };
-        let unknown = "Unknown query parameter: the listing takes limit, starting_after, provider, account, reference, \
-                       status, created_gte and created_lt.";
-        for (param, value) in listing::params(query, &LIST_PARAMS, unknown)? {
-            let invalid = |detail: &str| ApiError::invalid(param, detail);
-            match param {
-                "limit" => q.limit = listing::limit(&value)?,
-                "starting_after" => q.starting_after = Some(value),
-                "provider" => {
-                    if matches!(registry.lookup(&value), Lookup::Unknown) {
-                        return Err(invalid("Unknown provider."));
-                    }
-                    q.filter.provider = Some(value);
-                }
-                "account" => {
-                    if value.is_empty() || value.chars().count() > MAX_ACCOUNT_CHARS {
-                        return Err(ApiError::invalid(
-                            param,
-                            format!("An account name has 1 to {MAX_ACCOUNT_CHARS} characters."),
-                        ));
-                    }
-                    q.filter.account = Some(value);
-                }
-                "reference" => {
-                    let url_safe = (1..=128).contains(&value.len())
-                        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                    if !url_safe {
-                        return Err(invalid("A reference has 1 to 128 of `A–Z a–z 0–9 _ -`."));
-                    }
-                    q.filter.reference = Some(value);
-                }
-                "status" => {
-                    let status = Status::parse(&value).ok_or_else(|| {
-                        invalid("Unknown status: one of processing, cancelled, failed, needs_review.")
-                    })?;
-                    q.filter.status = Some(ledger_status(status));
-                }
-                // `created_gte`, `created_lt`
-                _ => {
-                    let time = OffsetDateTime::parse(&value, &Rfc3339)
-                        .map_err(|_| ApiError::invalid(param, format!("`{param}` is an RFC 3339 time.")))?;
-                    if param == "created_gte" {
-                        q.filter.created_gte = Some(time);
-                    } else {
-                        q.filter.created_lt = Some(time);
-                    }
-                }
-            }
-        }
-        Ok(q)
-    }
-}
-
-/// `GET /v1/cancellations`: newest first, cursor-paginated.
-pub async fn list(
-    State(state): State<AppState>,
-    Caller(client): Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let (data, has_more) = list_visible(&state, &client, query.as_deref()).await?;
-    Ok(Json(json!({"object": "list", "data": data, "has_more": has_more})).into_response())
-}
-
-/// One page of the listing `query` asks for (checked as `GET /v1/cancellations` checks it), of
-/// the records `client` may see, and whether more follow. The API and the console share it.
-pub(crate) async fn list_visible(
-    state: &AppState,
-    client: &Client,
-    query: Option<&str>,
-) -> Result<(Vec<Cancellation>, bool), ApiError> {
-    let ListQuery { limit, starting_after, filter } = ListQuery::parse(query, &state.registry)?;
-    // A client sees the cancellations of the provider accounts it may use. Records it may not
-    // see are skipped page by page, so a page is full whenever more visible records exist.
-    let mut data = Vec::new();
-    let mut cursor = starting_after;
-    let has_more = loop {
-        let page = state.driver.ledger.list(&filter, limit, cursor.as_deref()).await.map_err(|e| match e {
-            LedgerError::UnknownCursor(_) => {
-                ApiError::invalid("starting_after", "`starting_after` names no cancellation.")
-            }
-            other => ledger_error(other),
-        })?;
-        let mut records = page.records.iter();
-        for record in records.by_ref() {
-            cursor = Some(record.id.clone());
-            if client.may_use(&record.provider, &record.account) {
-                data.push(cancellation(record, false));
-                if data.len() == limit as usize {
-                    break;
-                }
-            }
-        }
-        if data.len() == limit as usize {
-            // Full: more follow if this page had more records after the last one taken.
-            break records.next().is_some() || page.has_more;
-        }
-        if !page.has_more {
-            break false;
-        }
-    };
-    Ok((data, has_more))
 }
 
 fn shed_error(shed: Shed) -> ApiError {
@@ -358,24 +295,6 @@ fn shed_error(shed: Shed) -> ApiError {
     error.with_retry_after(shed.retry_after())
 }
 
-fn ledger_status(s: Status) -> LedgerStatus {
-    match s {
-        Status::Processing => LedgerStatus::Processing,
-        Status::Cancelled => LedgerStatus::Cancelled,
-        Status::Failed => LedgerStatus::Failed,
-        Status::NeedsReview => LedgerStatus::NeedsReview,
-    }
-}
-
-pub(super) fn api_status(s: LedgerStatus) -> Status {
-    match s {
-        LedgerStatus::Processing => Status::Processing,
-        LedgerStatus::Cancelled => Status::Cancelled,
-        LedgerStatus::Failed => Status::Failed,
-        LedgerStatus::NeedsReview => Status::NeedsReview,
-    }
-}
-
 /// The Cancellation object of a record.
 pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
     let metadata: BTreeMap<String, String> = serde_json::from_value(record.metadata.clone()).unwrap_or_default();
@@ -386,7 +305,7 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
         provider: record.provider.clone(),
         account: record.account.clone(),
         reference: record.reference.clone(),
-        status: api_status(record.status),
+        status: record.status,
         cancelled_at: record.cancelled_at.map(rfc3339),
         attempts: record.attempts,
         replayed,
@@ -400,7 +319,7 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
             by: r.by.clone(),
             at: rfc3339(r.at),
             note: r.note.clone(),
-            status: api_status(r.status),
+            status: r.status,
         }),
     }
 }
@@ -408,8 +327,8 @@ pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
 /// The answer a record gives: 200 when cancelled, the stored problem when failed, 202 otherwise.
 pub fn render(record: &Record, replayed: bool) -> Response {
     let mut response = render_record(record, replayed);
-    if record.status != LedgerStatus::Failed {
-        response.extensions_mut().insert(telemetry::Outcome(api_status(record.status).as_str()));
+    if record.status != Status::Failed {
+        response.extensions_mut().insert(telemetry::Outcome(record.status.as_str()));
     }
     if let Some(failure) = record.error.as_ref().and_then(Failure::from_stored) {
         response.extensions_mut().insert(failure.code);
@@ -432,8 +351,8 @@ fn failure_of(record: &Record) -> Option<ApiError> {
 
 fn render_record(record: &Record, replayed: bool) -> Response {
     match record.status {
-        LedgerStatus::Cancelled => (StatusCode::OK, Json(cancellation(record, replayed))).into_response(),
-        LedgerStatus::Failed => {
+        Status::Cancelled => (StatusCode::OK, Json(cancellation(record, replayed))).into_response(),
+        Status::Failed => {
             let problem = failure_of(record).map(|error| Problem { replayed, ..error.problem() });
             let status =
                 record.http_status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -445,68 +364,12 @@ fn render_record(record: &Record, replayed: bool) -> Response {
             }
             response
         }
-        LedgerStatus::Processing | LedgerStatus::NeedsReview => {
+        Status::Processing | Status::NeedsReview => {
             let mut response = (StatusCode::ACCEPTED, Json(cancellation(record, replayed))).into_response();
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/cancellations/{}", record.id)) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
             response
         }
-    }
-}
-
-/// The record was not stored by the caller's deadline: the ledger hangs or crawls. Whether it will
-/// still be stored is unknown (the write may yet commit), so the detail promises nothing more than
-/// what is true now; a retry with the key finds the record if it was stored meanwhile.
-pub(super) fn ledger_too_slow(within: Duration) -> ApiError {
-    tracing::error!(
-        respond_within_ms = within.as_millis() as u64,
-        "the ledger did not record the request in time; answered 503 ledger_unavailable"
-    );
-    ApiError::new(
-        ErrorCode::LedgerUnavailable,
-        "The gateway could not record the request in time; nothing has been sent to the provider. Retry later with the same idempotency key: if the request was recorded meanwhile, the retry answers with its cancellation.",
-    )
-    .with_retry_after(Duration::from_secs(1))
-}
-
-/// The ledger failing is never the caller's fault, nor the provider's: `503 ledger_unavailable`
-/// when it cannot be reached or cannot write (SPEC §3), else a bug. The log names the cause
-/// (the error's message: connection refused, disk full…; never the URL); the caller is told
-/// what kind of outage it is, and that nothing was sent.
-pub(crate) fn ledger_error(error: LedgerError) -> ApiError {
-    match error.outage() {
-        Some(outage) => {
-            tracing::error!(error = %error, outage = %outage, "the ledger cannot record the request; nothing was sent");
-            ApiError::new(
-                ErrorCode::LedgerUnavailable,
-                format!(
-                    "The gateway cannot use its ledger right now ({}); nothing was sent to the provider. Retry later.",
-                    outage.describe()
-                ),
-            )
-            .with_retry_after(Duration::from_secs(1))
-        }
-        None => ApiError::internal(error),
-    }
-}
-
-pub(super) fn body_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
-    } else {
-        ApiError::invalid(
-            "body",
-            "The request body could not be read: it was cut, malformed, or did not arrive within the time limit.",
-        )
-    }
-}
-
-/// A body is JSON; a missing content type is tolerated, a different one is a mistake.
-pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
-        None => Ok(()),
-        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
-        Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
     }
 }

@@ -19,7 +19,7 @@ use crate::openapi;
 pub const TITLE: &str = "cancelgate API";
 
 #[derive(Clone)]
-struct Docs {
+pub(crate) struct Docs {
     document: Arc<serde_json::Value>,
     config: Arc<Config<'static>>,
 }
@@ -37,7 +37,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     };
     Router::new()
         .route("/openapi.json", get(document))
-        .route("/docs", get(|| async { Redirect::to("/docs/") }))
+        .route("/docs", get(to_the_page))
         .route("/docs/", get(|State(docs): State<Docs>| async move { asset(&docs, "") }))
         .route(
             "/docs/{*rest}",
@@ -46,8 +46,22 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .with_state(docs)
 }
 
-async fn document(State(docs): State<Docs>) -> axum::Json<serde_json::Value> {
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3.1.", body = Object)))]
+pub(crate) async fn document(State(docs): State<Docs>) -> axum::Json<serde_json::Value> {
     axum::Json(docs.document.as_ref().clone())
+}
+
+/// Interactive documentation (works offline; redirects to `/docs/`).
+// The page itself (`/docs/`) and its assets are served by `asset`, outside the document.
+#[utoipa::path(get, path = "/docs", tag = "operations", operation_id = "docs",
+    responses(
+        (status = 200, description = "The docs page (after the redirect).", content_type = "text/html", body = String),
+        (status = 303, description = "To `/docs/`.", headers(("Location" = String))),
+    ))]
+pub(crate) async fn to_the_page() -> Redirect {
+    Redirect::to("/docs/")
 }
 
 fn asset(docs: &Docs, path: &str) -> Response {

@@ -8,6 +8,7 @@ use cancelgate_core::ErrorCode;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::openapi::{ErrorCodeDocSchema, ErrorCodeListSchema, ErrorCodeSchema, problems};
 
 fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("json"))
@@ -21,6 +22,18 @@ fn code_json(code: ErrorCode) -> serde_json::Value {
     })
 }
 
+problems!(
+    /// What `GET /errors/{code}` answers besides the code's page.
+    PageProblems = [NotFound]
+);
+
+/// What an error code means and what to do: HTML, or JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/errors/{code}", tag = "operations", operation_id = "getErrorCode",
+    params(("code" = ErrorCodeSchema, Path)),
+    responses((status = 200, description = "The code's page.", content(
+        (ErrorCodeDocSchema = "application/json"),
+        (String = "text/html"),
+    )), PageProblems))]
 pub async fn page(code: Result<Path<String>, PathRejection>, headers: HeaderMap) -> Response {
     // A name that is not even UTF-8 (`%FF`) is no code either: our 404, not axum's own text.
     let Ok(code) = code.map_err(drop).and_then(|Path(code)| code.parse::<ErrorCode>().map_err(drop)) else {
@@ -45,6 +58,12 @@ pub async fn page(code: Result<Path<String>, PathRejection>, headers: HeaderMap)
     .into_response()
 }
 
+/// Every error code: HTML, or JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/errors", tag = "operations", operation_id = "listErrorCodes",
+    responses((status = 200, description = "The error codes.", content(
+        (ErrorCodeListSchema = "application/json"),
+        (String = "text/html"),
+    ))))]
 pub async fn index(headers: HeaderMap) -> Response {
     if wants_json(&headers) {
         let data: Vec<_> = ErrorCode::ALL.into_iter().map(code_json).collect();

@@ -7,137 +7,22 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use cancelgate_ledger::{Delivery, DeliveryStatus, EVENT_TYPES, Event, EventFilter, LedgerError};
+use cancelgate_ledger::{DeliveryStatus, EVENT_TYPES, Event, EventFilter, LedgerError};
 use http::{HeaderMap, StatusCode};
-use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-use super::cancellations::{body_rejection, check_content_type, ledger_error};
+use super::event_views::{EventList, EventView, RedeliverBody, event_view};
+use super::faults::{body_rejection, check_content_type, ledger_error};
 use super::listing;
-use crate::api::rfc3339;
 use crate::clients::Client;
 use crate::error::ApiError;
 use crate::extract::Caller;
+use crate::openapi::problems;
 use crate::state::AppState;
-
-/// One attempt of a delivery.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DeliveryAttemptView {
-    #[schema(format = DateTime)]
-    pub at: String,
-    /// The receiver's HTTP status; null when no answer came (timeout, connection error).
-    pub http_status: Option<u16>,
-    pub latency_ms: u64,
-    /// Why it did not deliver (`HTTP 500`, `timed out`, `connection failed: …`); null when it did.
-    pub error: Option<String>,
-}
-
-/// The state of one delivery of an event to one endpoint.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatusView {
-    Pending,
-    Delivered,
-    Failed,
-    /// Pending for an endpoint that is disabled (it answered `410 Gone`, or `enabled = false`).
-    Disabled,
-}
-
-/// One delivery of an event to one endpoint (a redelivery adds another).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DeliveryView {
-    /// The endpoint's name (`webhooks.endpoints.{name}`).
-    pub endpoint: String,
-    pub status: DeliveryStatusView,
-    pub attempts: Vec<DeliveryAttemptView>,
-    /// When the next attempt is due; null once delivered or failed.
-    #[schema(format = DateTime)]
-    pub next_attempt_at: Option<String>,
-}
-
-/// An event: exactly the body its deliveries carry, and on `GET /v1/events/{id}` its deliveries.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EventView {
-    #[schema(example = "evt_01JD7Q2Z3X4Y5W6V7U8T9S0R1P")]
-    pub id: String,
-    #[schema(example = "event")]
-    pub object: String,
-    /// `cancellation.cancelled`, `cancellation.failed`, `cancellation.needs_review` or
-    /// `cancellation_batch.completed`.
-    #[serde(rename = "type")]
-    #[schema(example = "cancellation.cancelled")]
-    pub kind: String,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    /// The Cancellation (or, for `cancellation_batch.completed`, the batch) as its GET returned it
-    /// when the event was made.
-    #[schema(value_type = Object)]
-    pub data: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deliveries: Option<Vec<DeliveryView>>,
-}
-
-/// A page of events.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EventList {
-    #[schema(example = "list")]
-    pub object: String,
-    pub data: Vec<EventView>,
-    pub has_more: bool,
-}
-
-/// The body of `POST /v1/events/{id}/redeliver`: `{}` (every endpoint that takes the event) or
-/// one endpoint by name.
-#[derive(Debug, Clone, Default, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // the schema of the body `parse_redeliver` reads
-pub struct RedeliverBody {
-    /// An endpoint's name (`webhooks.endpoints.{name}`).
-    pub endpoint: Option<String>,
-}
 
 pub(crate) fn not_found() -> ApiError {
     ApiError::not_found("No event with this id.")
-}
-
-pub fn event_view(event: &Event, with_deliveries: bool) -> EventView {
-    // The payload is the gateway's own JSON; a stored one that does not parse shows as null.
-    let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-    let deliveries = with_deliveries.then(|| event.deliveries.iter().map(delivery_view).collect());
-    EventView {
-        id: event.id.clone(),
-        object: "event".to_owned(),
-        kind: event.kind.clone(),
-        created_at: payload["created_at"].as_str().map_or_else(|| rfc3339(event.created_at), str::to_owned),
-        data: payload.get("data").cloned().unwrap_or(Value::Null),
-        deliveries,
-    }
-}
-
-fn delivery_view(d: &Delivery) -> DeliveryView {
-    let status = match d.status {
-        DeliveryStatus::Pending if d.endpoint_disabled => DeliveryStatusView::Disabled,
-        DeliveryStatus::Pending => DeliveryStatusView::Pending,
-        DeliveryStatus::Delivered => DeliveryStatusView::Delivered,
-        DeliveryStatus::Failed => DeliveryStatusView::Failed,
-    };
-    DeliveryView {
-        endpoint: d.endpoint.clone(),
-        status,
-        attempts: d
-            .attempts
-            .iter()
-            .map(|a| DeliveryAttemptView {
-                at: rfc3339(a.at),
-                http_status: a.http_status,
-                latency_ms: a.latency_ms,
-                error: a.error.clone(),
-            })
-            .collect(),
-        next_attempt_at: d.next_attempt_at.map(rfc3339),
-    }
 }
 
 /// Whose event it is: the client of the batch, or the provider account of the cancellation.
@@ -175,7 +60,18 @@ pub(crate) async fn visible_event_id(state: &AppState, client: &Client, id: &str
     Ok(event)
 }
 
-/// `GET /v1/events/{id}`.
+problems!(
+    /// What `GET /v1/events/{id}` answers besides the event.
+    GetProblems = V1_LAYERS + [NotFound, Internal, LedgerUnavailable]
+);
+
+/// One event with its deliveries, one per endpoint (and per redelivery), and their attempts.
+#[utoipa::path(
+    get, path = "/v1/events/{id}", tag = "events", operation_id = "getEvent",
+    params(("id" = String, Path, description = "The event id (`evt_…`).")),
+    responses((status = 200, description = "The event.", body = EventView), GetProblems),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -230,7 +126,29 @@ impl ListQuery {
     }
 }
 
-/// `GET /v1/events`: newest first, cursor-paginated; events this client may not see are skipped.
+problems!(
+    /// What `GET /v1/events` answers besides a page.
+    ListProblems = V1_LAYERS + [InvalidRequest, Internal, LedgerUnavailable]
+);
+
+/// Outcome events, newest first (scope `read`; SPEC §8).
+///
+/// Cursor-paginated like the cancellations (`limit` 1–100, default 20; `starting_after` an event
+/// id). Filters: `type`, `cancellation_id`, `delivery_status` (events with at least one delivery
+/// `pending`, `delivered` or `failed`). Listed events carry no `deliveries`; read one for them.
+// Events this client may not see are skipped, page by page.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", operation_id = "listEvents",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 100 (default 20)."),
+        ("starting_after" = Option<String>, Query, description = "An event id: the page after it."),
+        ("type" = Option<String>, Query, description = "An event type."),
+        ("cancellation_id" = Option<String>, Query, description = "The cancellation the events are about."),
+        ("delivery_status" = Option<String>, Query, description = "`pending`, `delivered` or `failed`."),
+    ),
+    responses((status = 200, description = "A page of events.", body = EventList), ListProblems),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -314,8 +232,22 @@ impl<'de> serde::de::Visitor<'de> for RedeliverVisitor<'_> {
     }
 }
 
-/// `POST /v1/events/{id}/redeliver`: a new delivery to every endpoint that takes the event (or
-/// the one named); `202` with the event as stored now.
+problems!(
+    /// What `POST /v1/events/{id}/redeliver` answers besides the event.
+    RedeliverProblems = V1_LAYERS + [InvalidRequest, NotFound, PayloadTooLarge, Internal, LedgerUnavailable]
+);
+
+/// Queue an event again (scope `operate`).
+///
+/// A new delivery to every endpoint that takes the event (`{}`), or to the one named
+/// (`{"endpoint": name}`); the receiver gets the same `webhook-id`.
+#[utoipa::path(
+    post, path = "/v1/events/{id}/redeliver", tag = "events", operation_id = "redeliverEvent",
+    params(("id" = String, Path, description = "The event id (`evt_…`).")),
+    request_body(content = RedeliverBody, content_type = "application/json"),
+    responses((status = 202, description = "Queued; the event with its deliveries.", body = EventView), RedeliverProblems),
+    security(("bearer" = []))
+)]
 pub async fn redeliver(
     State(state): State<AppState>,
     Caller(client): Caller,

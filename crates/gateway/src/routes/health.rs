@@ -16,13 +16,21 @@ use crate::state::AppState;
 const READY_WITHIN: Duration = Duration::from_millis(900);
 
 /// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "Alive.", body = crate::openapi::HealthSchema)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready to take traffic: not shutting down, config loaded (or the process would not run),
-/// ledger migrated and taking writes. A read is not enough: a SQLite ledger on a full disk reads
-/// fine and refuses every write. `cause` names what failed, as the logs do (never a secret).
+/// Ready for traffic: configuration loaded, ledger reachable and migrated.
+// Not shutting down, config loaded (or the process would not run), ledger migrated and taking
+// writes. A read is not enough: a SQLite ledger on a full disk reads fine and refuses every
+// write. `cause` names what failed, as the logs do (never a secret).
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready.", body = crate::openapi::ReadinessSchema),
+        (status = 503, description = "Not ready; `checks` says why.", body = crate::openapi::ReadinessSchema),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.draining.is_draining() {
         return not_ready(

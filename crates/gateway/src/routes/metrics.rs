@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use crate::state::AppState;
 use crate::telemetry;
 
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Metrics.", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.driver.ledger.stats().await {
         Ok(stats) => telemetry::set_ledger_backlog(&stats, OffsetDateTime::now_utc()),

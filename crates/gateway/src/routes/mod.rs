@@ -1,13 +1,16 @@
 //! The HTTP surface: one function builds the whole router, layers in one place.
 
 pub(crate) mod batches;
+pub(crate) mod cancellation_list;
 pub(crate) mod cancellations;
-mod docs;
-mod errors;
+pub(crate) mod docs;
+pub(crate) mod errors;
+pub(crate) mod event_views;
 pub(crate) mod events;
-mod health;
+mod faults;
+pub(crate) mod health;
 mod listing;
-mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod operate;
 pub(crate) mod providers;
 
@@ -27,7 +30,7 @@ use crate::extract::{self, Caller};
 use crate::state::AppState;
 use crate::{request_id, telemetry};
 
-/// Every route (method, path) the router serves; `openapi.rs` documents each of them.
+/// Every route (method, path) the router serves; `openapi::ApiDoc` documents each of them.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/cancellations"),
     ("GET", "/v1/cancellations"),
@@ -103,7 +106,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
     let body_within = std::time::Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let v1 = Router::new()
-        .route("/v1/cancellations", post(cancellations::create).get(cancellations::list))
+        .route("/v1/cancellations", post(cancellations::create).get(cancellation_list::list))
         .route("/v1/cancellations/{id}", get(cancellations::get))
         .route("/v1/cancellation-batches", post(batches::create))
         .route("/v1/cancellation-batches/{id}", get(batches::get))
@@ -115,6 +118,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/redeliver", post(events::redeliver))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
+        // Layers run last-added first: `authorize` names the caller, then its quota is taken.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_limits::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .merge(v1)

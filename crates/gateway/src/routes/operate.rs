@@ -12,13 +12,15 @@ use cancelgate_ledger::{Record, Resolve, Resolved, ResolvedStatus, Status as Led
 use http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
-use super::cancellations::{body_rejection, cancellation, check_content_type, ledger_error, render};
-use crate::api::{AttemptList, AttemptView, ResolveBody, ResolveStatus, parse_empty_body, rfc3339};
+use super::cancellations::{cancellation, render};
+use super::faults::{body_rejection, check_content_type, ledger_error};
+use crate::api::{AttemptList, AttemptView, Cancellation, ResolveBody, ResolveStatus, parse_empty_body, rfc3339};
 use crate::clients::Client;
 use crate::driver::rebuild;
 use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::failure::Failure;
+use crate::openapi::problems;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::telemetry;
@@ -56,7 +58,21 @@ fn not_resolvable(record: &Record, detail: &str) -> ApiError {
     e
 }
 
-/// `GET /v1/cancellations/{id}/attempts`: every upstream attempt, oldest first.
+problems!(
+    /// What `GET /v1/cancellations/{id}/attempts` answers besides the attempts.
+    AttemptsProblems = V1_LAYERS + [NotFound, Internal, LedgerUnavailable]
+);
+
+/// Every upstream attempt of a cancellation, oldest first (scope `read`).
+///
+/// Each attempt's outcome, HTTP status, latency and the provider's body as recorded (secrets
+/// scrubbed).
+#[utoipa::path(
+    get, path = "/v1/cancellations/{id}/attempts", tag = "cancellations", operation_id = "listCancellationAttempts",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 200, description = "The attempts, oldest first.", body = AttemptList), AttemptsProblems),
+    security(("bearer" = []))
+)]
 pub async fn attempts(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -85,7 +101,26 @@ pub(crate) async fn attempt_views(state: &AppState, record: &Record) -> Result<V
         .collect())
 }
 
-/// `POST /v1/cancellations/{id}/resolve`: an operator settles a cancellation in review.
+problems!(
+    /// What the operator actions (`…/resolve`, `…/retry`) answer besides the cancellation: the
+    /// body, the record (absent, or not in review) and the ledger.
+    ActionProblems = V1_LAYERS + [InvalidRequest, NotFound, NotResolvable, PayloadTooLarge, Internal, LedgerUnavailable]
+);
+
+/// Settle a cancellation that needs review (scope `operate`).
+///
+/// Only from `needs_review`: it becomes `cancelled` (`cancelled_at` now) or `failed`
+/// (`error.code` `not_cancellable`, `reason` `resolved_by_operator`, `detail` the note), with
+/// `resolution` saying who, when and why. Nothing is sent upstream; `attempts` is unchanged. The
+/// same body again answers `200` with the record (`replayed: true`); anything else on a
+/// cancellation not in review is `409 not_resolvable`.
+#[utoipa::path(
+    post, path = "/v1/cancellations/{id}/resolve", tag = "cancellations", operation_id = "resolveCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    request_body(content = ResolveBody, content_type = "application/json"),
+    responses((status = 200, description = "Resolved (or a replay of the same resolution).", body = Cancellation), ActionProblems),
+    security(("bearer" = []))
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -142,8 +177,19 @@ pub(crate) async fn resolve_record(
     }
 }
 
-/// `POST /v1/cancellations/{id}/retry`: a cancellation in review is driven again, where the
-/// provider allows a repeated cancel.
+/// Drive a cancellation that needs review again (scope `operate`).
+///
+/// Only from `needs_review` and only where the provider's repeated cancel is safe (chargeapi):
+/// the cancellation goes back to `processing` for a new round of attempts, driven in the
+/// background; read it for the outcome. Otherwise `409 not_resolvable`. The body is empty or `{}`.
+#[utoipa::path(
+    post, path = "/v1/cancellations/{id}/retry", tag = "cancellations", operation_id = "retryCancellation",
+    params(("id" = String, Path, description = "The cancellation id (`can_…`).")),
+    responses((status = 202, description = "Processing again.", body = Cancellation,
+        headers(("Location" = String, description = "`/v1/cancellations/{id}`: where to read the outcome."))),
+        ActionProblems),
+    security(("bearer" = []))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Caller(client): Caller,

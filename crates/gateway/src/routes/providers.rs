@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::extract::Caller;
+use crate::openapi::problems;
 use crate::state::AppState;
 
 /// `GET /v1/providers`.
@@ -56,6 +57,17 @@ pub struct ProviderRateLimit {
     pub limited_for_ms: Option<u64>,
 }
 
+problems!(
+    /// `GET /v1/providers` answers nothing but the list; its route layers may refuse first.
+    ListProblems = V1_LAYERS + []
+);
+
+/// Each provider: accounts (names only) and health.
+#[utoipa::path(
+    get, path = "/v1/providers", tag = "providers", operation_id = "listProviders",
+    responses((status = 200, description = "The configured providers.", body = ProviderList), ListProblems),
+    security(("bearer" = []))
+)]
 pub async fn list(State(state): State<AppState>, Caller(_client): Caller) -> Json<ProviderList> {
     Json(ProviderList { object: "list", data: views(&state) })
 }
