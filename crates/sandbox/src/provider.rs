@@ -2,7 +2,7 @@
 //! providers in the sandbox (listeners, routers, admin calls, ids, bench references) derives from.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -131,6 +131,19 @@ impl SandboxConfig {
     pub fn addr(&self, provider: SimulatedProvider) -> SocketAddr {
         self.addrs[provider.index()]
     }
+
+    /// Every simulator on `host`, on consecutive ports after `port_base` in the order of
+    /// [`SimulatedProvider::ALL`] (`port_base + 1` the first); `port_base` 0: any free port each.
+    /// `cancelgate sandbox` listens at `standard(127.0.0.1, 4100)` unless told otherwise.
+    pub fn standard(host: IpAddr, port_base: u16) -> Self {
+        let mut config = SandboxConfig { addrs: [SocketAddr::new(host, 0); SimulatedProvider::ALL.len()] };
+        if port_base != 0 {
+            for (i, addr) in (1u16..).zip(config.addrs.iter_mut()) {
+                addr.set_port(port_base.saturating_add(i));
+            }
+        }
+        config
+    }
 }
 
 /// A router for one provider with a fresh, seeded simulator (for `oneshot` router tests; serve it
@@ -153,5 +166,17 @@ mod tests {
             let json = serde_json::to_value(provider).ok();
             assert_eq!(json.as_ref().and_then(|v| v.as_str()), Some(provider.id()), "serde names it by its id");
         }
+    }
+
+    #[test]
+    fn the_standard_addresses_are_one_port_each_in_the_order_of_all() {
+        let host = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+        let config = SandboxConfig::standard(host, 4100);
+        for (i, provider) in SimulatedProvider::ALL.into_iter().enumerate() {
+            assert_eq!(config.addr(provider), SocketAddr::new(host, 4101 + u16::try_from(i).unwrap()));
+        }
+        assert_eq!(config.addr(SimulatedProvider::Accommodation).port(), 4103, "the ports the README names");
+        let any = SandboxConfig::standard(host, 0);
+        assert!(SimulatedProvider::ALL.iter().all(|p| any.addr(*p) == SocketAddr::new(host, 0)));
     }
 }
