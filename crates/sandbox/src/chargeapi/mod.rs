@@ -21,7 +21,7 @@ use serde_json::Value;
 use self::wire::{Details, Reservation, details_for, documented_example, wire};
 use crate::clock::now_ms;
 use crate::server::ConnKill;
-use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, bearer, check_reference, drive, parse_spec, random_id};
+use crate::sim::{AdminError, Common, Reply, Sim, bearer, check_reference, drive, parse_spec, random_id, sim_router};
 use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
@@ -128,26 +128,6 @@ impl ChargeApiSim {
         Arc::new(sim)
     }
 
-    fn seed(&self) {
-        let now = now_ms();
-        let iso = TimestampForm::Iso;
-        self.store.insert_new(
-            seeds::CHARGEAPI_CONFIRMED,
-            Reservation::new(ChargeStatus::Confirmed, iso, documented_example()),
-        );
-        let others = [
-            (seeds::CHARGEAPI_CONFIRMED_UNIX, ChargeStatus::Confirmed, TimestampForm::Unix),
-            (seeds::CHARGEAPI_PENDING, ChargeStatus::Pending, iso),
-            (seeds::CHARGEAPI_ALREADY_CANCELLED, ChargeStatus::Cancelled, iso),
-            (seeds::CHARGEAPI_COMPLETED, ChargeStatus::Completed, iso),
-            (seeds::CHARGEAPI_EXPIRED, ChargeStatus::Expired, iso),
-            (seeds::CHARGEAPI_FAILED, ChargeStatus::Failed, iso),
-        ];
-        for (id, status, form) in others {
-            self.store.insert_new(id, Reservation::new(status, form, details_for(status, now)));
-        }
-    }
-
     fn render(id: &str, r: &Reservation) -> Bytes {
         Bytes::from(serde_json::to_vec(&wire(id, r)).unwrap_or_default())
     }
@@ -241,9 +221,24 @@ impl Sim for ChargeApiSim {
         &self.store
     }
 
-    fn reseed(&self) {
-        self.store.clear();
-        self.seed();
+    fn seed(&self) {
+        let now = now_ms();
+        let iso = TimestampForm::Iso;
+        self.store.insert_new(
+            seeds::CHARGEAPI_CONFIRMED,
+            Reservation::new(ChargeStatus::Confirmed, iso, documented_example()),
+        );
+        let others = [
+            (seeds::CHARGEAPI_CONFIRMED_UNIX, ChargeStatus::Confirmed, TimestampForm::Unix),
+            (seeds::CHARGEAPI_PENDING, ChargeStatus::Pending, iso),
+            (seeds::CHARGEAPI_ALREADY_CANCELLED, ChargeStatus::Cancelled, iso),
+            (seeds::CHARGEAPI_COMPLETED, ChargeStatus::Completed, iso),
+            (seeds::CHARGEAPI_EXPIRED, ChargeStatus::Expired, iso),
+            (seeds::CHARGEAPI_FAILED, ChargeStatus::Failed, iso),
+        ];
+        for (id, status, form) in others {
+            self.store.insert_new(id, Reservation::new(status, form, details_for(status, now)));
+        }
     }
 
     fn state(&self, key: &str) -> Option<Value> {
@@ -284,11 +279,7 @@ impl Sim for ChargeApiSim {
 
 /// The ChargeAPI routes (`POST /v1/reservations/{id}/cancel`) and the admin API.
 pub fn chargeapi_router(sim: Arc<ChargeApiSim>) -> Router {
-    Router::new()
-        .route("/v1/reservations/{id}/cancel", post(cancel))
-        .merge(admin_routes::<ChargeApiSim>("/_sandbox/reservations"))
-        .fallback(not_found)
-        .with_state(sim)
+    sim_router(sim, "/v1/reservations/{id}/cancel", post(cancel), "/_sandbox/reservations", not_found)
 }
 
 async fn cancel(
@@ -298,7 +289,6 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let kill = kill.map(|Extension(k)| k);
     drive(&*sim, Some(&id), kill, || sim.cancel_now(&id, &headers, &body)).await
 }
 

@@ -173,6 +173,9 @@ pub(super) fn details_for(status: ChargeStatus, now: i64) -> Details {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cancel page's answer for its documented example.
+    const DOCUMENTED_EXAMPLE: &str = include_str!("../../tests/fixtures/chargeapi-cancelled-example.json");
     use crate::clock::now_ms;
     use crate::seeds;
     use serde_json::json;
@@ -182,32 +185,8 @@ mod tests {
         let mut r = Reservation::new(ChargeStatus::Cancelled, TimestampForm::Iso, documented_example());
         r.updated = ms_of(time::macros::datetime!(2026-04-01 01:38:06.924 UTC));
         let got = serde_json::to_value(wire(seeds::CHARGEAPI_CONFIRMED, &r)).unwrap();
-        // Copied from providers/chargeapi-cancel.txt.
-        let doc = json!({
-            "id": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq",
-            "object": "reservation",
-            "cancellation_policy": { "free_until_before": 1800, "type": "free_cancellation" },
-            "charging_station": "chst_Hyw5CaUqODp6ANbdqjXlzbRXWNScdiIW",
-            "confirmed_at": "2026-04-01T01:08:12.480Z",
-            "connector_type": ["CCS"],
-            "created": "2026-04-01T00:40:25.838Z",
-            "currency": "eur",
-            "driver": "drv_uSECaMA1R5LW7udEdnW6nmQ5rz6eHor6",
-            "earliest_start": null,
-            "failed_reason": null,
-            "ideal_end": "2026-04-01T03:10:21.561Z",
-            "ideal_start": "2026-04-01T01:40:23.381Z",
-            "latest_end": null,
-            "location": { "latitude": 48.8698, "longitude": 2.3319, "radius": 1500 },
-            "metadata": {},
-            "payment_method": "pm_M9ZjflkWuYp82lH7ow4gFwhdxa1eqGxa",
-            "reservation_fee": 1200,
-            "reserved_end": "2026-04-01T03:09:54.276Z",
-            "reserved_start": "2026-04-01T01:40:18.627Z",
-            "status": "cancelled",
-            "updated": "2026-04-01T01:38:06.924Z",
-            "vehicle": "veh_1mQkD2fvFpsQcWjTjh3vCBT9H5jHRfV4"
-        });
+        // Copied from providers/chargeapi-cancel.txt (one copy, shared with the HTTP test).
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENTED_EXAMPLE).unwrap();
         assert_eq!(got, doc);
     }
 
