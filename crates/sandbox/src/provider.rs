@@ -72,7 +72,7 @@ pub enum SimulatedProvider {
 }
 
 impl SimulatedProvider {
-    /// All of them, in a fixed order (that of their [`Spec`]s).
+    /// All of them, in a fixed order (that of the sandbox's table of simulators, `SPECS`).
     pub const ALL: [SimulatedProvider; 3] =
         [SimulatedProvider::ChargeApi, SimulatedProvider::FrontPayment, SimulatedProvider::Accommodation];
 
