@@ -8,9 +8,11 @@ use anyhow::Context;
 use cancelgate_gateway::settings::Redacted;
 use cancelgate_gateway::{Application, Settings};
 use cancelgate_sandbox::{Sandbox, SandboxConfig, SimulatedProvider};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
-#[derive(Debug, Parser)]
+mod sandbox_cli;
+
+#[derive(Debug, clap::Parser)]
 #[command(
     name = "cancelgate",
     version,
@@ -57,18 +59,13 @@ enum Command {
     /// Apply the ledger's migrations (`serve` also does, unless `ledger.migrate_on_start = false`).
     Migrate,
     /// Run the provider simulators alone.
-    Sandbox {
-        #[arg(long, default_value = "127.0.0.1:4101")]
-        chargeapi: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:4102")]
-        frontpayment: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:4103")]
-        accommodation: SocketAddr,
-    },
+    Sandbox(sandbox_cli::SandboxArgs),
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = sandbox_cli::with_provider_flags(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sandbox_matches = matches.subcommand_matches("sandbox").cloned();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -76,7 +73,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, sandbox_matches));
     // Background tasks still running (cancellations left `processing`) are dropped here: they
     // resume at the next start. Never wait on them past the grace `serve` already gave.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -89,7 +86,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, sandbox_matches: Option<clap::ArgMatches>) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve { sandbox: false }) {
         Command::Serve { sandbox } => serve(&cli.config_dir, sandbox).await,
         Command::CheckConfig => {
@@ -131,12 +128,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("ledger migrated ({})", ledger.backend());
             Ok(())
         }
-        Command::Sandbox { chargeapi, frontpayment, accommodation } => {
+        Command::Sandbox(args) => {
             init_logging(None, None);
-            let config = SandboxConfig::default()
-                .with_addr(SimulatedProvider::ChargeApi, chargeapi)
-                .with_addr(SimulatedProvider::FrontPayment, frontpayment)
-                .with_addr(SimulatedProvider::Accommodation, accommodation);
+            let config = args.config(sandbox_matches.as_ref());
             let sandbox = Sandbox::start(config).await.context("cannot start the sandbox")?;
             for p in SimulatedProvider::ALL {
                 tracing::info!(provider = p.id(), url = %sandbox.base_url(p), "simulator listening");

@@ -20,7 +20,7 @@ async fn cancelled_booking_is_200_with_cancelled_at() {
         })))
         .respond_with(ResponseTemplate::new(200).set_body_json(ok.clone()))
         .expect(1)
-        .mount(&app.upstreams.accommodation)
+        .mount(app.upstreams.of("accommodation"))
         .await;
 
     let request = json!({"provider": "accommodation", "reference": "BK_EXAMPLE_001", "language": "EN"});
@@ -38,7 +38,7 @@ async fn check(http_status: u16, message: &str, want_status: u16, code: &str, re
     Mock::given(method("POST"))
         .and(path("/api/cancel"))
         .respond_with(ResponseTemplate::new(http_status).set_body_json(upstream.clone()))
-        .mount(&app.upstreams.accommodation)
+        .mount(app.upstreams.of("accommodation"))
         .await;
 
     let (status, headers, body) =

@@ -89,7 +89,7 @@ async fn a_limited_client_gets_403_for_providers_and_accounts_it_may_not_use() {
         .and(header("authorization", format!("Bearer {EU_SECRET}").as_str()))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled("res_eu1")))
         .expect(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let uuid = "9b2f6a3e-1c4d-4e8f-a7b6-5d4c3b2a1f00";
     Mock::given(method("GET"))
@@ -99,7 +99,7 @@ async fn a_limited_client_gets_403_for_providers_and_accounts_it_may_not_use() {
             "errors": null
         })))
         .expect(1)
-        .mount(&app.upstreams.frontpayment)
+        .mount(app.upstreams.of("frontpayment"))
         .await;
 
     for body in [
@@ -124,7 +124,7 @@ async fn a_limited_client_gets_403_for_providers_and_accounts_it_may_not_use() {
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_default2/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled("res_default2")))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let (status, _, body) =
         cancel_as(&app, DEMO_KEY, json!({"provider": "chargeapi", "reference": "res_default2"})).await;
@@ -158,7 +158,7 @@ async fn operations_endpoints_need_no_key_and_reveal_no_secret_or_ledger_data() 
     let app = spawn_with_limited_client().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled("res_opsleak1")))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let marker = "ORDER-MARKER-7b1c";
     let (status, _, body) = cancel_as(
@@ -224,7 +224,7 @@ async fn a_request_outside_the_clients_scopes_is_403_and_nothing_is_recorded_or_
         .respond_with(|r: &wiremock::Request| {
             ResponseTemplate::new(200).set_body_json(cancelled(r.url.path().split('/').nth(3).unwrap_or_default()))
         })
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let get = |key: &'static str, path: String| {
         let request = app.client.get(app.url(&path)).bearer_auth(key);

@@ -40,7 +40,7 @@ async fn cancelled_reservation_is_200_with_the_providers_timestamp() {
         .and(body_json(json!({})))
         .respond_with(ResponseTemplate::new(200).set_body_json(documented_reservation()))
         .expect(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, headers, body) = read(app.cancel(cancel_body()).await).await;
@@ -58,7 +58,7 @@ async fn cancelled_reservation_is_200_with_the_providers_timestamp() {
     assert_eq!(body["metadata"], json!({"order_id": "A-1001"}));
     assert_eq!(body["upstream"], json!({"status": 200, "body": documented_reservation()}));
     assert!(body["id"].as_str().unwrap().starts_with("can_"));
-    let received = app.upstreams.chargeapi.received_requests().await.unwrap();
+    let received = app.upstreams.of("chargeapi").received_requests().await.unwrap();
     assert_eq!(received[0].headers["x-request-id"], headers["x-request-id"].to_str().unwrap());
     assert_eq!(received[0].headers["content-type"], "application/json");
 }
@@ -71,7 +71,7 @@ async fn unix_second_timestamps_are_normalized() {
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(200).set_body_json(reservation))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, _, body) = read(app.cancel(cancel_body()).await).await;
@@ -86,7 +86,7 @@ async fn check_refusal(upstream_status: u16, upstream_body: Value, want_status: 
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(upstream_status).set_body_json(upstream_body.clone()))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, headers, body) = read(app.cancel(cancel_body()).await).await;
@@ -146,7 +146,7 @@ async fn provider_429_is_answered_at_once_with_its_retry_after() {
             ResponseTemplate::new(429).insert_header("retry-after", "7").set_body_json(json!({"message": "slow down"})),
         )
         .expect(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, headers, body) = read(app.cancel(cancel_body()).await).await;
@@ -162,7 +162,7 @@ async fn server_errors_answer_202_then_end_failed_after_every_attempt() {
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(503).set_body_string("<html>busy</html>"))
         .expect(3)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, headers, body) = read(app.cancel(cancel_body()).await).await;
@@ -188,12 +188,12 @@ async fn a_transient_error_then_success_is_cancelled_after_two_attempts() {
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(500))
         .up_to_n_times(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(200).set_body_json(documented_reservation()))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, _, body) = read(app.cancel(cancel_body()).await).await;
@@ -217,14 +217,14 @@ async fn a_timeout_then_already_cancelled_is_cancelled_not_refused() {
                 .set_delay(std::time::Duration::from_secs(2)),
         )
         .up_to_n_times(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(
             ResponseTemplate::new(409).set_body_json(json!({"error": {"code": "reservation_already_cancelled"}})),
         )
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 
     let (status, _, body) = read(app.cancel(cancel_body()).await).await;

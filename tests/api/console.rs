@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{DEMO_KEY, SandboxApp, spawn_app, spawn_on_sandbox};
+use crate::helpers::{DEMO_KEY, SandboxApp, in_review, spawn_app, spawn_on_sandbox};
 
 /// A client with only `read`: it sees the console, it does not act.
 const READER_KEY: &str = "cg_console_reader_test_key";
@@ -100,17 +100,6 @@ async fn post_form(base: &str, cookie: &str, path: &str, form: &[(&str, &str)]) 
 fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
     html[at..at + 64].to_owned()
-}
-
-/// Front Payment cancels, then the connection is reset: the record needs review.
-async fn in_review(app: &SandboxApp, n: u64) -> Value {
-    let p = SimulatedProvider::FrontPayment;
-    let reference = bench_reference(p, n);
-    app.sandbox.inject(p, FaultRule::reference(reference.clone(), Fault::Reset).times(1).commit_then_fail());
-    let (status, _, body) = app.cancel(p.id(), &reference).await;
-    let record = app.settle(status, &body).await;
-    assert_eq!(record["status"], "needs_review", "{record:#}");
-    record
 }
 
 async fn api_get(app: &SandboxApp, path: &str) -> Value {
@@ -317,7 +306,7 @@ async fn what_callers_and_providers_wrote_is_text_and_no_page_shows_a_key() {
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq/cancel"))
         .respond_with(ResponseTemplate::new(400).set_body_json(hostile))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let response = app
         .cancel(json!({"provider": "chargeapi", "reference": "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq",

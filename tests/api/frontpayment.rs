@@ -23,7 +23,7 @@ async fn accepted_is_cancelled_and_the_reason_is_the_note() {
         .and(body_json(json!({"note": "Customer changed plans"})))
         .respond_with(ResponseTemplate::new(202).set_body_json(ok.clone()))
         .expect(1)
-        .mount(&app.upstreams.frontpayment)
+        .mount(app.upstreams.of("frontpayment"))
         .await;
 
     // Upper case in, lower case upstream.
@@ -46,7 +46,7 @@ async fn without_a_reason_the_accounts_default_note_is_sent() {
         .and(body_json(json!({"note": "Cancelled via cancelgate"})))
         .respond_with(ResponseTemplate::new(202).set_body_json(fp_body(202, "OK", "cancelledOrderSuccessfully", false)))
         .expect(1)
-        .mount(&app.upstreams.frontpayment)
+        .mount(app.upstreams.of("frontpayment"))
         .await;
 
     let (status, _, body) = read(app.cancel(json!({"provider": "frontpayment", "reference": UUID})).await).await;
@@ -59,7 +59,7 @@ async fn check(http_status: u16, upstream: Value, want_status: u16, code: &str, 
     Mock::given(method("GET"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(http_status).set_body_json(upstream.clone()))
-        .mount(&app.upstreams.frontpayment)
+        .mount(app.upstreams.of("frontpayment"))
         .await;
 
     let (status, headers, body) = read(app.cancel(json!({"provider": "frontpayment", "reference": UUID})).await).await;
@@ -102,7 +102,7 @@ async fn execution_exception_510_is_retried_then_upstream_error() {
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(510).set_body_json(upstream.clone()))
         .expect(3)
-        .mount(&app.upstreams.frontpayment)
+        .mount(app.upstreams.of("frontpayment"))
         .await;
 
     let (status, _, body) = read(app.cancel(json!({"provider": "frontpayment", "reference": UUID})).await).await;

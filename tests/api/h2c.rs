@@ -24,7 +24,7 @@ async fn h2c_with_prior_knowledge_is_answered_like_http1() {
         .and(path("/v1/reservations/res_h2c/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled_reservation("res_h2c")))
         .expect(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let client = h2c_client();
 

@@ -1,9 +1,10 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cancelgate_gateway::{Application, Settings};
+use cancelgate_sandbox::{Fault, FaultRule, Sandbox, SimulatedProvider, bench_reference};
 use serde_json::Value;
 use wiremock::MockServer;
 
@@ -28,27 +29,49 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// One mock upstream per provider.
+/// One mock upstream per provider, keyed by provider id: one for each simulated provider
+/// (`SimulatedProvider::ALL`, which `provider_units` checks is the registry's list).
 pub struct Upstreams {
-    pub chargeapi: MockServer,
-    pub frontpayment: MockServer,
-    pub accommodation: MockServer,
+    servers: BTreeMap<&'static str, MockServer>,
 }
 
 impl Upstreams {
     pub async fn start() -> Self {
-        let (chargeapi, frontpayment, accommodation) =
-            tokio::join!(MockServer::start(), MockServer::start(), MockServer::start());
-        Self { chargeapi, frontpayment, accommodation }
+        let mut servers = BTreeMap::new();
+        for p in SimulatedProvider::ALL {
+            servers.insert(p.id(), MockServer::start().await);
+        }
+        Self { servers }
+    }
+
+    /// The mock upstream of provider `id`.
+    #[track_caller]
+    pub fn of(&self, id: &str) -> &MockServer {
+        self.servers.get(id).unwrap_or_else(|| panic!("no mock upstream for provider {id:?}"))
+    }
+
+    /// The provider ids with a mock upstream.
+    pub fn ids(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.servers.keys().copied()
+    }
+
+    /// `CANCELGATE__PROVIDERS__<ID>__BASE_URL` for every provider, pointing at its mock.
+    fn base_url_env(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.servers.iter().map(|(id, server)| (provider_key(id, "BASE_URL"), server.uri()))
     }
 
     pub async fn received_count(&self) -> usize {
         let mut n = 0;
-        for server in [&self.chargeapi, &self.frontpayment, &self.accommodation] {
+        for server in self.servers.values() {
             n += server.received_requests().await.map_or(0, |r| r.len());
         }
         n
     }
+}
+
+/// The environment key of one provider setting, e.g. `CANCELGATE__PROVIDERS__CHARGEAPI__BASE_URL`.
+pub fn provider_key(id: &str, key: &str) -> String {
+    format!("CANCELGATE__PROVIDERS__{}__{key}", id.to_uppercase())
 }
 
 pub struct TestApp {
@@ -77,15 +100,11 @@ pub async fn spawn_app_in(config: &Path, extra_env: HashMap<String, String>) -> 
     let mut env = HashMap::from([
         ("CANCELGATE__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("CANCELGATE__LEDGER__URL".to_owned(), format!("sqlite://{}/ledger.db", dir.path().display())),
-        ("CANCELGATE__PROVIDERS__CHARGEAPI__BASE_URL".to_owned(), upstreams.chargeapi.uri()),
-        ("CANCELGATE__PROVIDERS__FRONTPAYMENT__BASE_URL".to_owned(), upstreams.frontpayment.uri()),
-        ("CANCELGATE__PROVIDERS__ACCOMMODATION__BASE_URL".to_owned(), upstreams.accommodation.uri()),
         // Short timeouts and backoff keep the fault tests fast.
         ("CANCELGATE__PROVIDERS__CHARGEAPI__TIMEOUT_MS".to_owned(), "500".to_owned()),
-        ("CANCELGATE__PROVIDERS__CHARGEAPI__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
-        ("CANCELGATE__PROVIDERS__FRONTPAYMENT__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
-        ("CANCELGATE__PROVIDERS__ACCOMMODATION__RETRY__BACKOFF_BASE_MS".to_owned(), "5".to_owned()),
     ]);
+    env.extend(upstreams.base_url_env());
+    env.extend(upstreams.ids().map(|id| (provider_key(id, "RETRY__BACKOFF_BASE_MS"), "5".to_owned())));
     env.extend(extra_env);
     let settings = Settings::load_with_env(config, Some(env)).expect("the config loads");
     let logs = LogCapture::install();
@@ -211,12 +230,12 @@ impl Write for CaptureWriter {
 pub struct SandboxApp {
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
-    pub sandbox: cancelgate_sandbox::Sandbox,
+    pub sandbox: Sandbox,
     _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_on_sandbox(extra_env: &[(&str, &str)]) -> SandboxApp {
-    use cancelgate_sandbox::{Sandbox, SandboxConfig, SimulatedProvider};
+    use cancelgate_sandbox::SandboxConfig;
     let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("sandbox starts");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut env = HashMap::from([
@@ -262,4 +281,46 @@ impl SandboxApp {
             body.clone()
         }
     }
+}
+
+/// A gateway running in front of the sandbox (for helpers that drive both).
+pub trait OnSandbox {
+    fn client(&self) -> &reqwest::Client;
+    /// `http://addr`, no trailing slash.
+    fn base(&self) -> String;
+    fn sandbox(&self) -> &Sandbox;
+}
+
+impl OnSandbox for SandboxApp {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn base(&self) -> String {
+        self.url("")
+    }
+    fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+}
+
+/// Front Payment cancels, then the connection is reset before the gateway hears: the repeat's
+/// answer cannot tell "we cancelled" from "already cancelled by someone", so the record needs
+/// review. The `n`-th Front Payment bench reference, cancelled as the demo client; the settled record.
+pub async fn in_review(app: &impl OnSandbox, n: u64) -> Value {
+    let p = SimulatedProvider::FrontPayment;
+    let reference = bench_reference(p, n);
+    app.sandbox().inject(p, FaultRule::reference(reference.clone(), Fault::Reset).times(1).commit_then_fail());
+    let body = serde_json::json!({"provider": p.id(), "reference": reference});
+    let base = app.base();
+    let response =
+        app.client().post(format!("{base}/v1/cancellations")).bearer_auth(DEMO_KEY).json(&body).send().await.unwrap();
+    let (status, _, body) = read(response).await;
+    let record = if status == 202 && body["status"] == "processing" {
+        let id = body["id"].as_str().unwrap();
+        poll_until_final(app.client(), &base, id, std::time::Duration::from_secs(15)).await
+    } else {
+        body
+    };
+    assert_eq!(record["status"], "needs_review", "{record:#}");
+    record
 }

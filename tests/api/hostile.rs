@@ -552,7 +552,7 @@ async fn check_upstream_cases(app: &TestApp, cases: Vec<(&str, ResponseTemplate)
         Mock::given(method("POST"))
             .and(path(format!("/v1/reservations/{reference}/cancel")))
             .respond_with(template)
-            .mount(&app.upstreams.chargeapi)
+            .mount(app.upstreams.of("chargeapi"))
             .await;
         let response = app.cancel(json!({"provider": "chargeapi", "reference": reference})).await;
         let status = response.status().as_u16();
@@ -616,7 +616,7 @@ async fn hostile_upstream_answers_get_a_documented_code_and_a_bounded_echo() {
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_midjson/cancel"))
         .respond_with(ResponseTemplate::new(409).set_body_json(mid_json.clone()))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let (status, _, body) = read(app.cancel(json!({"provider": "chargeapi", "reference": "res_midjson"})).await).await;
     assert_eq!((status, &body["upstream"]["body"]), (409, &mid_json), "{body:#}");

@@ -31,12 +31,12 @@ async fn mount_cancelled(app: &TestApp, delay: Duration) {
     Mock::given(method("POST"))
         .and(path_regex(ANY_CANCEL_PATH))
         .respond_with(move |request: &Request| cancelled_reservation(request).set_delay(delay))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
 }
 
 async fn chargeapi_calls(app: &TestApp) -> usize {
-    app.upstreams.chargeapi.received_requests().await.unwrap().len()
+    app.upstreams.of("chargeapi").received_requests().await.unwrap().len()
 }
 
 /// `POST /v1/cancellations` with a raw body, a client key and an optional idempotency key.
@@ -182,7 +182,7 @@ async fn a_replayed_failure_is_the_stored_problem_marked_replayed() {
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(404).set_body_json(upstream_body.clone()))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let body = json!({"provider": "chargeapi", "reference": REF}).to_string();
 
@@ -226,7 +226,7 @@ async fn a_failed_reference_may_be_cancelled_again_as_a_new_record() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "No such reservation"})))
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     mount_cancelled(&app, Duration::ZERO).await;
     let body = json!({"provider": "chargeapi", "reference": REF}).to_string();
@@ -282,7 +282,7 @@ async fn the_listing_is_newest_first_paginated_and_filtered() {
         .and(path("/v1/reservations/res_list3/cancel"))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "No such reservation"})))
         .with_priority(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     mount_cancelled(&app, Duration::ZERO).await;
     let mut created = Vec::new();
@@ -387,7 +387,7 @@ async fn a_restricted_client_lists_only_what_it_may_use_in_full_pages() {
     Mock::given(method("POST"))
         .and(path("/api/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"status": "cancelled"}})))
-        .mount(&app.upstreams.accommodation)
+        .mount(app.upstreams.of("accommodation"))
         .await;
     // Interleaved: chargeapi, accommodation, chargeapi, accommodation, ...
     for n in 0..4 {
@@ -475,7 +475,7 @@ async fn a_replay_has_the_new_request_id_in_its_header_and_the_original_in_its_b
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "resource_missing"}})))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let body = json!({"provider": "chargeapi", "reference": REF}).to_string();
     let send = |request_id: &'static str| {

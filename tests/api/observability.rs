@@ -64,12 +64,12 @@ async fn metrics_show_requests_upstream_attempts_retries_and_the_ledger() {
         .and(path("/v1/reservations/res_metrics1/cancel"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_metrics1/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled_reservation("res_metrics1")))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let (status, _, body) = read(app.cancel(json!({"provider": "chargeapi", "reference": "res_metrics1"})).await).await;
     assert!(status == 200 || status == 202, "{body:#}");
@@ -118,12 +118,12 @@ async fn traceparent_is_forwarded_and_logged_and_the_request_span_carries_what_i
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_trace1/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled_reservation("res_trace1")))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/reservations/res_trace2/cancel"))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled_reservation("res_trace2")))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let send = |reference: &str, traceparent: &str| {
         app.client
@@ -142,7 +142,7 @@ async fn traceparent_is_forwarded_and_logged_and_the_request_span_carries_what_i
         read(send("res_trace2", "00-00000000000000000000000000000000-00f067aa0ba902b7-01").await.unwrap()).await;
     assert_eq!(status, 200);
 
-    let received = app.upstreams.chargeapi.received_requests().await.unwrap();
+    let received = app.upstreams.of("chargeapi").received_requests().await.unwrap();
     let first = received.iter().find(|r| r.url.path().contains("res_trace1")).unwrap();
     assert_eq!(first.headers["traceparent"], TRACEPARENT);
     assert_eq!(first.headers["x-request-id"], "rid-res_trace1");

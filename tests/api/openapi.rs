@@ -316,7 +316,7 @@ async fn examples_are_real_answers() {
     Mock::given(method("POST"))
         .and(path(format!("/v1/reservations/{reference}/cancel")))
         .respond_with(ResponseTemplate::new(200).set_body_json(cancelled_reservation(reference)))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let (status, _, real) = read(app.cancel(schemas["CancelBody"]["example"].clone()).await).await;
     assert_eq!(status, 200, "the body example is accepted: {real:#}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cancelgate_sandbox::{Fault, FaultRule, SimulatedProvider, bench_reference};
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_KEY, SandboxApp, assert_problem, read, spawn_on_sandbox};
+use crate::helpers::{DEMO_KEY, SandboxApp, assert_problem, in_review, read, spawn_on_sandbox};
 
 /// A client with the default scopes (`cancel`, `read`): no `operate`.
 const PLAIN_KEY: &str = "cg_plain_operator_test_key";
@@ -32,18 +32,6 @@ async fn get(app: &SandboxApp, path: &str) -> Value {
     body
 }
 
-/// Front Payment cancels, then the connection is reset before the gateway hears: the retry's
-/// answer cannot tell "we cancelled" from "already cancelled by someone", so it needs review.
-async fn frontpayment_in_review(app: &SandboxApp, n: u64) -> Value {
-    let p = SimulatedProvider::FrontPayment;
-    let reference = bench_reference(p, n);
-    app.sandbox.inject(p, FaultRule::reference(reference.clone(), Fault::Reset).times(1).commit_then_fail());
-    let (status, _, body) = app.cancel(p.id(), &reference).await;
-    let record = app.settle(status, &body).await;
-    assert_eq!(record["status"], "needs_review", "{record:#}");
-    record
-}
-
 /// ChargeAPI never answers in time: its attempts run out after ambiguous ones.
 async fn chargeapi_in_review(app: &SandboxApp, n: u64) -> (Value, String) {
     let p = SimulatedProvider::ChargeApi;
@@ -58,7 +46,7 @@ async fn chargeapi_in_review(app: &SandboxApp, n: u64) -> (Value, String) {
 #[tokio::test]
 async fn a_review_is_listed_with_its_attempts_and_resolved_once() {
     let app = spawn(&[]).await;
-    let review = frontpayment_in_review(&app, 31).await;
+    let review = in_review(&app, 31).await;
     let id = review["id"].as_str().unwrap();
     assert_eq!(review["resolution"], Value::Null);
     let sent = app.sandbox.total_cancel_requests(SimulatedProvider::FrontPayment);
@@ -147,7 +135,7 @@ async fn a_review_is_listed_with_its_attempts_and_resolved_once() {
 #[tokio::test]
 async fn a_reference_resolved_failed_can_be_cancelled_again() {
     let app = spawn(&[]).await;
-    let review = frontpayment_in_review(&app, 32).await;
+    let review = in_review(&app, 32).await;
     let id = review["id"].as_str().unwrap();
     let body = r#"{"status": "failed", "note": "The traveller kept the booking (phone call)."}"#;
     let (status, _, failed) = post(&app, DEMO_KEY, &format!("/v1/cancellations/{id}/resolve"), body).await;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::helpers::spawn_on_sandbox;
 
 /// (provider, reference, HTTP status, code or status, reason)
-const TABLE: &[(&str, &str, u16, &str, Option<&str>)] = &[
+pub(crate) const TABLE: &[(&str, &str, u16, &str, Option<&str>)] = &[
     ("chargeapi", "res_k5VXjQAdSJx6Mg9iPw7OAjGzXP42Lvqq", 200, "cancelled", None),
     ("chargeapi", "res_unixTimestamps01", 200, "cancelled", None),
     ("chargeapi", "res_pending01", 200, "cancelled", None),

@@ -35,9 +35,11 @@ async fn no_secret_in_any_answer_or_log() {
     let app = spawn_app_with(env).await;
     let mut seen = String::new();
 
-    for (status, server) in
-        [(500, &app.upstreams.chargeapi), (400, &app.upstreams.frontpayment), (403, &app.upstreams.accommodation)]
-    {
+    for (status, server) in [
+        (500, app.upstreams.of("chargeapi")),
+        (400, app.upstreams.of("frontpayment")),
+        (403, app.upstreams.of("accommodation")),
+    ] {
         Mock::given(any()).respond_with(echo(status)).mount(server).await;
     }
     let requests = [
@@ -61,7 +63,7 @@ async fn no_secret_in_any_answer_or_log() {
     }
 
     // The upstreams did receive the secrets (the test would prove nothing otherwise)...
-    let received = format!("{:?}", app.upstreams.chargeapi.received_requests().await.unwrap());
+    let received = format!("{:?}", app.upstreams.of("chargeapi").received_requests().await.unwrap());
     assert!(received.contains(SECRETS[0].1), "the upstream should have received the key");
     // ...and yet nothing that came back, nor any log line, holds one.
     let logs = app.logs.text();
@@ -113,7 +115,8 @@ async fn no_secret_on_any_endpoint_or_error_path() {
     env.insert("CANCELGATE__CLIENTS__LIMITED__KEY_SHA256".into(), cancelgate_gateway::clients::sha256_hex(LIMITED_KEY));
     env.insert("CANCELGATE__CLIENTS__LIMITED__PROVIDERS".into(), "frontpayment".into());
     let app = spawn_app_with(env).await;
-    let (charge, front, acc) = (&app.upstreams.chargeapi, &app.upstreams.frontpayment, &app.upstreams.accommodation);
+    let (charge, front, acc) =
+        (app.upstreams.of("chargeapi"), app.upstreams.of("frontpayment"), app.upstreams.of("accommodation"));
     let on = |p: &str| Mock::given(method("POST")).and(path(format!("/v1/reservations/{p}/cancel")));
     let sent = |r: &Request| format!("you sent {:?} {}", r.headers, String::from_utf8_lossy(&r.body));
     on("res_ok")
@@ -264,7 +267,7 @@ async fn no_secret_on_any_endpoint_or_error_path() {
         assert!(codes.contains(code), "the test did not reach `{code}`: {codes:?}");
     }
     assert!(codes.contains("processing") || codes.contains("needs_review"), "no timeout path reached: {codes:?}");
-    let received = format!("{:?}", app.upstreams.accommodation.received_requests().await.unwrap());
+    let received = format!("{:?}", app.upstreams.of("accommodation").received_requests().await.unwrap());
     assert!(received.contains(SECRETS[2].1), "the upstream should have received the key");
     let logs = app.logs.text();
     for secret in SECRETS.iter().map(|(_, s)| *s).chain([DEMO_KEY, LIMITED_KEY]) {
@@ -279,7 +282,7 @@ async fn no_secret_on_any_endpoint_or_error_path() {
 async fn attempt_bodies_never_show_a_secret() {
     let env = SECRETS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let app = spawn_app_with(env).await;
-    for (status, server) in [(500, &app.upstreams.chargeapi), (400, &app.upstreams.frontpayment)] {
+    for (status, server) in [(500, app.upstreams.of("chargeapi")), (400, app.upstreams.of("frontpayment"))] {
         Mock::given(any()).respond_with(echo(status)).mount(server).await;
     }
     for request in [

@@ -45,7 +45,7 @@ async fn one_cancel_makes_one_signed_delivery_whose_data_is_the_get() {
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": REF, "status": "cancelled"})))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let started = Instant::now();
     let (status, _, body) = read(app.cancel(json!({"provider": "chargeapi", "reference": REF})).await).await;
@@ -139,7 +139,7 @@ async fn redeliver_sends_the_same_event_again_and_needs_operate() {
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": REF, "status": "cancelled"})))
-        .mount(&app.upstreams.chargeapi)
+        .mount(app.upstreams.of("chargeapi"))
         .await;
     let (status, _, _) = read(app.cancel(json!({"provider": "chargeapi", "reference": REF})).await).await;
     assert_eq!(status, 200);

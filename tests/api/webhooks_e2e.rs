@@ -8,7 +8,7 @@ use std::time::Duration;
 use cancelgate_sandbox::{Fault, FaultRule, SimulatedProvider, bench_reference, seeds};
 use serde_json::{Value, json};
 
-use crate::helpers::{DEMO_KEY, assert_problem};
+use crate::helpers::{DEMO_KEY, assert_problem, in_review};
 use crate::receiver::{Answer, Delivery, Receiver};
 use crate::webhook_verifier::{assert_signed, verdicts, with_only_signature};
 use crate::webhooks_support::{
@@ -16,7 +16,6 @@ use crate::webhooks_support::{
 };
 
 const CHARGE: SimulatedProvider = SimulatedProvider::ChargeApi;
-const FRONT: SimulatedProvider = SimulatedProvider::FrontPayment;
 
 /// Longer than the fastest retry (1 s) and the dispatcher's poll: what did not arrive by then
 /// was not sent.
@@ -25,16 +24,6 @@ const QUIET: Duration = Duration::from_millis(2_500);
 /// One endpoint `main` at `receiver`.
 async fn one_endpoint(receiver: &Receiver) -> WebhookApp {
     spawn_webhooks(&webhooks_toml(&[("main", &receiver.url("/hooks"))], ""), &[]).await
-}
-
-/// Front Payment cancels, then resets the connection before the gateway hears: the repeat cannot
-/// tell, so the record needs review.
-async fn in_review(app: &WebhookApp, n: u64) -> Value {
-    let reference = bench_reference(FRONT, n);
-    app.sandbox.inject(FRONT, FaultRule::reference(reference.clone(), Fault::Reset).times(1).commit_then_fail());
-    let (_, record) = app.cancel(FRONT, &reference).await;
-    assert_eq!(record["status"], "needs_review", "{record:#}");
-    record
 }
 
 fn ids(deliveries: &[Delivery]) -> Vec<String> {

@@ -200,3 +200,15 @@ pub fn assert_envelope(delivery: &crate::receiver::Delivery, event_type: &str) {
     let signature = delivery.header("webhook-signature").unwrap_or_default();
     assert!(signature.starts_with("v1,"), "{signature}");
 }
+
+impl crate::helpers::OnSandbox for WebhookApp {
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn base(&self) -> String {
+        self.url("")
+    }
+    fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+}

@@ -153,6 +153,22 @@ where
     Ok(T::deserialize(value).ok())
 }
 
+/// Whether a provider's status word says cancelled: `cancelled` or `canceled`, in any case (the
+/// providers' pages spell it both ways).
+pub fn is_cancelled_word(state: &str) -> bool {
+    state.eq_ignore_ascii_case("cancelled") || state.eq_ignore_ascii_case("canceled")
+}
+
+/// A provider value fit to appear in our own sentence: short and printable, quoted in backticks,
+/// or not shown.
+pub fn quoted(value: &str) -> String {
+    if value.len() <= 40 && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        format!("`{value}`")
+    } else {
+        "an unexpected value".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -267,5 +283,18 @@ mod tests {
         assert_eq!((r.code, r.upstream_message.as_deref()), (ErrorCode::ProviderMisconfigured, Some("m")));
         let Outcome::Fault(f) = unreadable_success(200, &up) else { panic!() };
         assert_eq!((f.effect, f.upstream_message.as_deref()), (Effect::Unknown, Some("m")));
+    }
+
+    #[test]
+    fn cancelled_words_and_quoted_values() {
+        for word in ["cancelled", "Canceled", "CANCELLED"] {
+            assert!(is_cancelled_word(word), "{word}");
+        }
+        for word in ["cancel", "cancelling", "", "not cancelled"] {
+            assert!(!is_cancelled_word(word), "{word}");
+        }
+        assert_eq!(quoted("pending"), "`pending`");
+        assert_eq!(quoted(&"x".repeat(41)), "an unexpected value");
+        assert_eq!(quoted("a\nb"), "an unexpected value");
     }
 }

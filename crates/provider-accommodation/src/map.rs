@@ -37,26 +37,16 @@ fn success(status: u16, answer: Option<wire::Answer>, upstream: &UpstreamText) -
     let Some(wire::Data { status: Some(state), cancelled_at }) = data else {
         return classify::unreadable_success(status, upstream);
     };
-    if is_cancelled(&state) {
+    if classify::is_cancelled_word(&state) {
         return Outcome::cancelled_at(cancelled_at.as_ref().and_then(parse_timestamp));
     }
     upstream.refused(
         ErrorCode::UpstreamError,
-        format!("The accommodation partner answered the cancel with booking status {}, not cancelled.", quoted(&state)),
+        format!(
+            "The accommodation partner answered the cancel with booking status {}, not cancelled.",
+            classify::quoted(&state)
+        ),
     )
-}
-
-fn is_cancelled(state: &str) -> bool {
-    state.eq_ignore_ascii_case("cancelled") || state.eq_ignore_ascii_case("canceled")
-}
-
-/// A provider value fit to appear in our own sentence: short and printable, or not shown.
-fn quoted(value: &str) -> String {
-    if value.len() <= 40 && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        format!("`{value}`")
-    } else {
-        "an unexpected value".to_owned()
-    }
 }
 
 fn forbidden(upstream: &UpstreamText) -> Outcome {
@@ -77,7 +67,7 @@ fn by_message(lower: &str, upstream: &UpstreamText, context: AttemptContext) -> 
     }
     if let Some((_, rest)) = lower.split_once("current status:") {
         let state = rest.trim_start().split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).next();
-        if state.is_some_and(is_cancelled) {
+        if state.is_some_and(classify::is_cancelled_word) {
             // Our earlier attempt may have reached the partner: then this cancellation is our own.
             if context.after_ambiguous {
                 return Outcome::cancelled_at(None);

@@ -28,27 +28,17 @@ fn success(status: u16, response: &HttpResponse) -> Outcome {
     let Some(wire::Reservation { status: Some(state), updated }) = classify::json_object(response) else {
         return classify::unreadable_success(status, &error_text(response));
     };
-    if is_cancelled(&state) {
+    // The status list spells it `cancelled`; the prose says "canceled". Either is a cancellation.
+    if classify::is_cancelled_word(&state) {
         return Outcome::cancelled_at(updated.as_ref().and_then(parse_timestamp));
     }
     UpstreamText::default().refused(
         ErrorCode::UpstreamError,
-        format!("ChargeAPI answered the cancel with a reservation in status {}, not cancelled.", quoted(&state)),
+        format!(
+            "ChargeAPI answered the cancel with a reservation in status {}, not cancelled.",
+            classify::quoted(&state)
+        ),
     )
-}
-
-fn is_cancelled(state: &str) -> bool {
-    // The status list spells it `cancelled`; the prose says "canceled". Either is a cancellation.
-    state.eq_ignore_ascii_case("cancelled") || state.eq_ignore_ascii_case("canceled")
-}
-
-/// A provider value fit to appear in our own sentence: short and printable, or not shown.
-fn quoted(value: &str) -> String {
-    if value.len() <= 40 && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        format!("`{value}`")
-    } else {
-        "an unexpected value".to_owned()
-    }
 }
 
 /// The provider's code and message, from whichever error shape it used, or its plain text.

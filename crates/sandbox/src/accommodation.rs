@@ -19,7 +19,7 @@ use time::{Date, Duration};
 
 use crate::clock::{Rfc3339Ms, now_ms, parse_date, today_utc};
 use crate::server::ConnKill;
-use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, check_reference, drive, parse_spec, random_id};
+use crate::sim::{AdminError, Common, Reply, Sim, check_reference, drive, parse_spec, random_id, sim_router};
 use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
@@ -158,23 +158,6 @@ impl AccommodationSim {
         Arc::new(sim)
     }
 
-    fn seed(&self) {
-        let [demo, other] = &PARTNERS;
-        let ahead = days_from_today(365);
-        let past = days_from_today(-3);
-        for (reference, booking) in [
-            (seeds::ACCOMMODATION_CANCELLABLE, Booking::new("success", ahead, true, true, demo)),
-            (seeds::ACCOMMODATION_ALREADY_CANCELLED, Booking::new("cancelled", ahead, true, true, demo)),
-            (seeds::ACCOMMODATION_PENDING, Booking::new("pending", ahead, true, true, demo)),
-            (seeds::ACCOMMODATION_PAST_CHECK_IN, Booking::new("success", past, true, true, demo)),
-            (seeds::ACCOMMODATION_NON_REFUNDABLE, Booking::new("success", ahead, false, true, demo)),
-            (seeds::ACCOMMODATION_NO_POLICY, Booking::new("success", ahead, true, false, demo)),
-            (seeds::ACCOMMODATION_OTHER_PARTNER, Booking::new("success", ahead, true, true, other)),
-        ] {
-            self.store.insert_new(reference, booking);
-        }
-    }
-
     fn cancel_now(&self, api_key: Option<&str>, input: &CancelInput<'_>) -> Reply {
         // Checks that need no booking, in the documented order.
         let Some(partner) = api_key.and_then(partner_by_key) else {
@@ -295,9 +278,21 @@ impl Sim for AccommodationSim {
         &self.store
     }
 
-    fn reseed(&self) {
-        self.store.clear();
-        self.seed();
+    fn seed(&self) {
+        let [demo, other] = &PARTNERS;
+        let ahead = days_from_today(365);
+        let past = days_from_today(-3);
+        for (reference, booking) in [
+            (seeds::ACCOMMODATION_CANCELLABLE, Booking::new("success", ahead, true, true, demo)),
+            (seeds::ACCOMMODATION_ALREADY_CANCELLED, Booking::new("cancelled", ahead, true, true, demo)),
+            (seeds::ACCOMMODATION_PENDING, Booking::new("pending", ahead, true, true, demo)),
+            (seeds::ACCOMMODATION_PAST_CHECK_IN, Booking::new("success", past, true, true, demo)),
+            (seeds::ACCOMMODATION_NON_REFUNDABLE, Booking::new("success", ahead, false, true, demo)),
+            (seeds::ACCOMMODATION_NO_POLICY, Booking::new("success", ahead, true, false, demo)),
+            (seeds::ACCOMMODATION_OTHER_PARTNER, Booking::new("success", ahead, true, true, other)),
+        ] {
+            self.store.insert_new(reference, booking);
+        }
     }
 
     fn state(&self, key: &str) -> Option<Value> {
@@ -345,11 +340,7 @@ impl Sim for AccommodationSim {
 
 /// The accommodation partner routes (`POST /api/cancel`) and the admin API.
 pub fn accommodation_router(sim: Arc<AccommodationSim>) -> Router {
-    Router::new()
-        .route("/api/cancel", post(cancel))
-        .merge(admin_routes::<AccommodationSim>("/_sandbox/bookings"))
-        .fallback(not_found)
-        .with_state(sim)
+    sim_router(sim, "/api/cancel", post(cancel), "/_sandbox/bookings", not_found)
 }
 
 async fn cancel(
@@ -358,7 +349,6 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let kill = kill.map(|Extension(k)| k);
     let (parsed, json) = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => (v, true),
         Err(_) => (Value::Null, false),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::clock::{Rfc3339Ms, now_ms};
 use crate::server::ConnKill;
-use crate::sim::{AdminError, Common, Reply, Sim, admin_routes, bearer, drive, parse_spec};
+use crate::sim::{AdminError, Common, Reply, Sim, bearer, drive, parse_spec, sim_router};
 use crate::store::{Counters, Store};
 use crate::{SimulatedProvider, credentials, seeds};
 
@@ -107,17 +107,6 @@ impl FrontPaymentSim {
         Arc::new(sim)
     }
 
-    fn seed(&self) {
-        for (uuid, status) in [
-            (seeds::FRONTPAYMENT_RESERVED, FrontPaymentStatus::Reserved),
-            (seeds::FRONTPAYMENT_COMPLETED, FrontPaymentStatus::Completed),
-            (seeds::FRONTPAYMENT_CANCELLED, FrontPaymentStatus::Cancelled),
-            (seeds::FRONTPAYMENT_EXPIRED, FrontPaymentStatus::Expired),
-        ] {
-            self.store.insert_new(uuid, Order::new(status));
-        }
-    }
-
     fn cancel_now(&self, key: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
         let authorized = bearer(headers) == Some(credentials::FRONTPAYMENT_TOKEN);
         let note = valid_note(body);
@@ -198,9 +187,15 @@ impl Sim for FrontPaymentSim {
         &self.store
     }
 
-    fn reseed(&self) {
-        self.store.clear();
-        self.seed();
+    fn seed(&self) {
+        for (uuid, status) in [
+            (seeds::FRONTPAYMENT_RESERVED, FrontPaymentStatus::Reserved),
+            (seeds::FRONTPAYMENT_COMPLETED, FrontPaymentStatus::Completed),
+            (seeds::FRONTPAYMENT_CANCELLED, FrontPaymentStatus::Cancelled),
+            (seeds::FRONTPAYMENT_EXPIRED, FrontPaymentStatus::Expired),
+        ] {
+            self.store.insert_new(uuid, Order::new(status));
+        }
     }
 
     fn state(&self, key: &str) -> Option<Value> {
@@ -245,11 +240,7 @@ impl Sim for FrontPaymentSim {
 
 /// The Front Payment routes (`GET /api/v1/connect/reservations/cancel/{uuid}`) and the admin API.
 pub fn frontpayment_router(sim: Arc<FrontPaymentSim>) -> Router {
-    Router::new()
-        .route("/api/v1/connect/reservations/cancel/{uuid}", get(cancel))
-        .merge(admin_routes::<FrontPaymentSim>("/_sandbox/reservations"))
-        .fallback(not_found)
-        .with_state(sim)
+    sim_router(sim, "/api/v1/connect/reservations/cancel/{uuid}", get(cancel), "/_sandbox/reservations", not_found)
 }
 
 async fn cancel(
@@ -259,7 +250,6 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let kill = kill.map(|Extension(k)| k);
     let key = sim.key(&uuid);
     drive(&*sim, Some(&key), kill, || sim.cancel_now(&key, &headers, &body)).await
 }

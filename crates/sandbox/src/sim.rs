@@ -4,11 +4,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
+use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
@@ -119,8 +120,13 @@ pub(crate) trait Sim: Send + Sync + 'static {
     fn reset_calls(&self) {
         self.counters().reset_calls();
     }
+    /// Stores the seeded references.
+    fn seed(&self);
     /// Restores the seeded references and forgets every other record and all counters.
-    fn reseed(&self);
+    fn reseed(&self) {
+        self.counters().clear();
+        self.seed();
+    }
     /// The admin view of one reference, `None` when it does not exist.
     fn state(&self, key: &str) -> Option<Value>;
     /// Creates a reference from the admin API's JSON spec; answers the created state.
@@ -137,9 +143,10 @@ pub(crate) trait Sim: Send + Sync + 'static {
 pub(crate) async fn drive<S: Sim>(
     sim: &S,
     reference: Option<&str>,
-    kill: Option<ConnKill>,
+    kill: Option<Extension<ConnKill>>,
     normal: impl FnOnce() -> Reply,
 ) -> Response {
+    let kill = kill.map(|Extension(k)| k);
     sim.bump_total();
     match sim.common().faults.pick(reference) {
         None => normal().into_response(),
@@ -154,8 +161,20 @@ pub(crate) async fn drive<S: Sim>(
     }
 }
 
+/// A simulator's router: its cancel route, the admin API (`create_path` creates a reference), and
+/// the provider's own answer to any other request (`not_found`).
+pub(crate) fn sim_router<S: Sim, H: Handler<T, Arc<S>>, T: 'static>(
+    sim: Arc<S>,
+    cancel_path: &str,
+    cancel: MethodRouter<Arc<S>>,
+    create_path: &str,
+    not_found: H,
+) -> Router {
+    Router::new().route(cancel_path, cancel).merge(admin_routes::<S>(create_path)).fallback(not_found).with_state(sim)
+}
+
 /// The provider-independent admin routes, plus create (`create_path`) and state.
-pub(crate) fn admin_routes<S: Sim>(create_path: &str) -> Router<Arc<S>> {
+fn admin_routes<S: Sim>(create_path: &str) -> Router<Arc<S>> {
     Router::new()
         .route(create_path, post(create::<S>))
         .route("/_sandbox/state/{reference}", get(state::<S>))

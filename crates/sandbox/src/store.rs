@@ -166,9 +166,14 @@ pub(crate) trait Counters: Send + Sync {
     fn calls(&self, key: &str) -> CallCount;
     fn report(&self) -> CallsReport;
     fn reset_calls(&self);
+    /// Forgets everything: records and counters.
+    fn clear(&self);
 }
 
 impl<R: Send + Sync> Counters for Store<R> {
+    fn clear(&self) {
+        Store::clear(self);
+    }
     fn bump_total(&self) {
         Store::bump_total(self);
     }

@@ -1,20 +1,19 @@
-//! Fault injection: what a fault is ([`Fault`]), which requests it hits ([`FaultRule`]), the
-//! per-simulator set of active rules, and how a fault is served.
+//! Fault injection: what a fault is ([`Fault`]) and which requests it hits ([`FaultRule`]), with
+//! their JSON forms. The rules in force on one simulator are in [`set`]; how a fault is served
+//! is in [`serve`].
+
+mod serve;
+mod set;
+
+pub(crate) use serve::apply;
+pub(crate) use set::FaultSet;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
-
-use crate::server::ConnKill;
-use crate::sim::{Reply, Sim, stopped};
 
 /// How long a `hang` keeps a request unanswered when the rule gives no `ms`: long enough for any
 /// client timeout, short enough that a benchmark with hangs does not hold sockets forever.
@@ -23,6 +22,7 @@ pub const DEFAULT_HANG: Duration = Duration::from_secs(120);
 /// Upper bound for `latency.ms` and `hang.ms` accepted by the admin API (10 minutes).
 const MAX_DELAY_MS: u64 = 600_000;
 
+/// The remaining hits of a rule without `times`.
 const UNLIMITED: u64 = u64::MAX;
 
 static NEXT_FAULT_ID: AtomicU64 = AtomicU64::new(1);
@@ -30,6 +30,13 @@ static NEXT_FAULT_ID: AtomicU64 = AtomicU64::new(1);
 /// Identifies one injected fault rule; rendered `flt_<n>`, unique within the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FaultId(u64);
+
+impl FaultId {
+    /// A fresh id, never given before in this process.
+    fn next() -> FaultId {
+        FaultId(NEXT_FAULT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 impl fmt::Display for FaultId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -167,6 +174,7 @@ impl Fault {
         Fault::Text { status, body: body.into() }
     }
 
+    /// Its `kind` in the JSON form.
     fn kind(&self) -> &'static str {
         match self {
             Fault::Latency { .. } => "latency",
@@ -294,211 +302,6 @@ impl From<FaultRule> for RuleWire {
     }
 }
 
-/// A rule in force, with its remaining hits.
-#[derive(Debug)]
-pub(crate) struct ActiveFault {
-    id: FaultId,
-    rule: FaultRule,
-    remaining: AtomicU64,
-    applied: AtomicU64,
-}
-
-impl ActiveFault {
-    /// Consumes one hit; `false` when the rule is used up.
-    fn take(&self) -> bool {
-        let taken = self
-            .remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| match n {
-                UNLIMITED => Some(n),
-                0 => None,
-                n => Some(n - 1),
-            })
-            .is_ok();
-        if taken {
-            self.applied.fetch_add(1, Ordering::Relaxed);
-        }
-        taken
-    }
-}
-
-/// How a rule in force is listed by `GET /_sandbox/faults`.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct FaultView {
-    id: FaultId,
-    #[serde(flatten)]
-    rule: FaultRule,
-    applied: u64,
-    remaining: Option<u64>,
-}
-
-/// The rules in force on one simulator. With no rule, `pick` costs one atomic load.
-#[derive(Debug)]
-pub(crate) struct FaultSet {
-    rules: RwLock<Vec<Arc<ActiveFault>>>,
-    armed: AtomicUsize,
-    case_insensitive: bool,
-}
-
-impl FaultSet {
-    pub(crate) fn new(case_insensitive: bool) -> Self {
-        FaultSet { rules: RwLock::new(Vec::new()), armed: AtomicUsize::new(0), case_insensitive }
-    }
-
-    pub(crate) fn add(&self, mut rule: FaultRule) -> FaultId {
-        if let FaultTarget::Share(s) = rule.target {
-            rule.target = FaultTarget::Share(clamp_share(s));
-        }
-        let id = FaultId(NEXT_FAULT_ID.fetch_add(1, Ordering::Relaxed));
-        let remaining = AtomicU64::new(rule.times.unwrap_or(UNLIMITED));
-        let active = Arc::new(ActiveFault { id, rule, remaining, applied: AtomicU64::new(0) });
-        let mut rules = self.rules.write().unwrap_or_else(PoisonError::into_inner);
-        rules.push(active);
-        self.armed.store(rules.len(), Ordering::Release);
-        id
-    }
-
-    pub(crate) fn remove(&self, id: FaultId) -> bool {
-        let mut rules = self.rules.write().unwrap_or_else(PoisonError::into_inner);
-        let before = rules.len();
-        rules.retain(|r| r.id != id);
-        self.armed.store(rules.len(), Ordering::Release);
-        rules.len() != before
-    }
-
-    pub(crate) fn clear(&self) -> usize {
-        let mut rules = self.rules.write().unwrap_or_else(PoisonError::into_inner);
-        let n = rules.len();
-        rules.clear();
-        self.armed.store(0, Ordering::Release);
-        n
-    }
-
-    pub(crate) fn list(&self) -> Vec<FaultView> {
-        let rules = self.rules.read().unwrap_or_else(PoisonError::into_inner);
-        rules
-            .iter()
-            .map(|r| {
-                let remaining = r.remaining.load(Ordering::Acquire);
-                FaultView {
-                    id: r.id,
-                    rule: r.rule.clone(),
-                    applied: r.applied.load(Ordering::Relaxed),
-                    remaining: (remaining != UNLIMITED).then_some(remaining),
-                }
-            })
-            .collect()
-    }
-
-    /// The first rule (in insertion order) that hits this request, its hit consumed.
-    pub(crate) fn pick(&self, reference: Option<&str>) -> Option<Arc<ActiveFault>> {
-        if self.armed.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let rules = self.rules.read().unwrap_or_else(PoisonError::into_inner);
-        rules
-            .iter()
-            .find(|r| {
-                let hit = match &r.rule.target {
-                    FaultTarget::Reference(want) => reference.is_some_and(|got| {
-                        if self.case_insensitive { got.eq_ignore_ascii_case(want) } else { got == want }
-                    }),
-                    FaultTarget::Share(share) => *share > 0.0 && fastrand::f64() < *share,
-                };
-                hit && r.take()
-            })
-            .cloned()
-    }
-}
-
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const HTML: HeaderValue = HeaderValue::from_static("text/html");
-
-/// Serves `active` for one cancel request. `normal` runs the provider's real cancel logic (it
-/// counts the request and may change the state); `count_only` only counts the request.
-pub(crate) async fn apply<S: Sim>(
-    sim: &S,
-    active: &ActiveFault,
-    reference: Option<&str>,
-    kill: Option<ConnKill>,
-    normal: impl FnOnce() -> Reply,
-    count_only: impl FnOnce(),
-) -> Response {
-    let fault = &active.rule.fault;
-    tracing::debug!(provider = sim.provider().id(), fault = %active.id, kind = fault.kind(), reference, "fault");
-    let committed = match fault {
-        Fault::Latency { ms } => {
-            tokio::time::sleep(Duration::from_millis(*ms)).await;
-            return normal().into_response();
-        }
-        _ if active.rule.commit => Some(normal()),
-        _ => {
-            count_only();
-            None
-        }
-    };
-    match fault {
-        Fault::Status { status, retry_after, body } => {
-            let status = status_of(*status);
-            let (content_type, body) = match body {
-                None => (JSON, sim.error_body(status)),
-                Some(serde_json::Value::String(text)) => (TEXT, Bytes::from(text.clone())),
-                Some(value) => (JSON, Bytes::from(serde_json::to_vec(value).unwrap_or_default())),
-            };
-            let mut response = (status, [(CONTENT_TYPE, content_type)], body).into_response();
-            if let Some(seconds) = retry_after {
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*seconds));
-            }
-            response
-        }
-        Fault::Reset => abort(kill, sim).await,
-        Fault::Hang { ms } => {
-            let hold = ms.map_or(DEFAULT_HANG, Duration::from_millis);
-            tokio::select! {
-                () = stopped(sim.common().stop.subscribe()) => {}
-                () = tokio::time::sleep(hold) => {}
-            }
-            abort(kill, sim).await
-        }
-        Fault::MalformedJson { status } => {
-            let full = match committed {
-                Some(reply) => reply.body,
-                None => sim.success_sample(reference.unwrap_or("unknown")),
-            };
-            let cut = full.slice(..(full.len() / 2).max(1).min(full.len()));
-            (status_of(*status), [(CONTENT_TYPE, JSON)], cut).into_response()
-        }
-        Fault::Html { status } => {
-            let status = status_of(*status);
-            let line = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
-            let page = format!(
-                "<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n<center><h1>{line}</h1></center>\r\n\
-                 <hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-            );
-            (status, [(CONTENT_TYPE, HTML)], page).into_response()
-        }
-        Fault::Empty { status } => (status_of(*status), [(CONTENT_TYPE, JSON)], Bytes::new()).into_response(),
-        Fault::Text { status, body } => (status_of(*status), [(CONTENT_TYPE, TEXT)], body.clone()).into_response(),
-        // Handled above; kept so the match stays exhaustive without a wildcard.
-        Fault::Latency { .. } => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
-fn status_of(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// Drops the connection with an RST and never answers. Without a connection handle (the router
-/// served by something else than [`crate::serve`]) it can only wait for the sandbox to stop.
-async fn abort<S: Sim>(kill: Option<ConnKill>, sim: &S) -> Response {
-    let stop = sim.common().stop.subscribe();
-    if let Some(kill) = kill {
-        kill.fire();
-    }
-    stopped(stop).await;
-    StatusCode::SERVICE_UNAVAILABLE.into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,36 +371,5 @@ mod tests {
         assert_eq!(parse(v), Ok(rule));
         assert_eq!("flt_12".parse::<FaultId>(), Ok(FaultId(12)));
         assert!("12".parse::<FaultId>().is_err());
-    }
-
-    #[test]
-    fn picks_in_order_and_counts_times() {
-        let set = FaultSet::new(false);
-        assert!(set.pick(Some("a")).is_none());
-        let once = set.add(FaultRule::reference("a", Fault::Reset).times(1));
-        let always = set.add(FaultRule::reference("a", Fault::hang()));
-        assert_eq!(set.pick(Some("a")).map(|r| r.id), Some(once));
-        assert_eq!(set.pick(Some("a")).map(|r| r.id), Some(always));
-        assert!(set.pick(Some("b")).is_none());
-        assert!(set.pick(None).is_none());
-        assert!(set.remove(always));
-        assert!(!set.remove(always));
-        assert!(set.pick(Some("a")).is_none());
-        let listed = set.list();
-        assert_eq!(listed.len(), 1);
-        assert_eq!((listed[0].applied, listed[0].remaining), (1, Some(0)));
-        assert_eq!(set.clear(), 1);
-    }
-
-    #[test]
-    fn shares_of_zero_and_one() {
-        let set = FaultSet::new(true);
-        set.add(FaultRule::share(0.0, Fault::Reset));
-        assert!((0..1000).all(|_| set.pick(None).is_none()));
-        set.add(FaultRule::share(7.0, Fault::Reset)); // clamped to 1.0
-        assert!((0..1000).all(|_| set.pick(None).is_some()));
-        set.clear();
-        set.add(FaultRule::reference("9B2F", Fault::Reset));
-        assert!(set.pick(Some("9b2f")).is_some());
     }
 }
