@@ -192,6 +192,10 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// The most `providers.<id>.max_connections` may be (a semaphore's permits, and far more
+/// descriptors than a process gets).
+const MAX_CONNECTIONS: usize = 1_000_000;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
@@ -204,6 +208,10 @@ pub struct ProviderSettings {
     pub connect_timeout_ms: u64,
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
+    /// Upstream requests on the wire at once (HTTP/1.1: connections); the rest of the calls
+    /// `max_in_flight` admitted wait their turn for one, queued, never refused.
+    #[serde(default = "defaults::provider_max_connections")]
+    pub max_connections: usize,
     /// Upstream body read limit; longer answers are cut and treated as unreadable.
     #[serde(default = "defaults::max_response_bytes")]
     pub max_response_bytes: usize,
@@ -413,6 +421,9 @@ mod defaults {
     pub fn max_in_flight() -> usize {
         256
     }
+    pub fn provider_max_connections() -> usize {
+        256
+    }
     pub fn max_response_bytes() -> usize {
         256 * 1024
     }
@@ -608,6 +619,9 @@ impl Settings {
             if provider.max_in_flight == 0 {
                 return Err(SettingsError::invalid(key("max_in_flight"), "must be at least 1"));
             }
+            if !(1..=MAX_CONNECTIONS).contains(&provider.max_connections) {
+                return Err(SettingsError::invalid(key("max_connections"), "must be 1 to 1000000"));
+            }
             if provider.rate_limit.per_second == 0 {
                 return Err(SettingsError::invalid(key("rate_limit.per_second"), "must be at least 1"));
             }
@@ -757,6 +771,7 @@ impl fmt::Display for Redacted<'_> {
             writeln!(f, "providers.{id}.timeout_ms = {}", p.timeout_ms)?;
             writeln!(f, "providers.{id}.connect_timeout_ms = {}", p.connect_timeout_ms)?;
             writeln!(f, "providers.{id}.max_in_flight = {}", p.max_in_flight)?;
+            writeln!(f, "providers.{id}.max_connections = {}", p.max_connections)?;
             writeln!(f, "providers.{id}.max_response_bytes = {}", p.max_response_bytes)?;
             writeln!(f, "providers.{id}.retry.max_attempts = {}", p.retry.max_attempts)?;
             writeln!(f, "providers.{id}.retry.backoff_base_ms = {}", p.retry.backoff_base_ms)?;
@@ -1038,6 +1053,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("on_store_error"), "{e}");
+    }
+
+    #[test]
+    fn max_connections_defaults_comes_from_a_file_or_the_environment_and_is_shown() {
+        let dir = dir_with(GATEWAY, CHARGEAPI);
+        let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+        assert_eq!(s.providers["chargeapi"].max_connections, 256);
+        assert!(Redacted(&s).to_string().contains("providers.chargeapi.max_connections = 256"));
+        let dir = dir_with(GATEWAY, &format!("max_connections = 8\n{CHARGEAPI}"));
+        assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().providers["chargeapi"].max_connections, 8);
+        let key = "CANCELGATE__PROVIDERS__CHARGEAPI__MAX_CONNECTIONS";
+        let s = Settings::load_with_env(dir.path(), env(&[(key, "32")])).unwrap();
+        assert_eq!(s.providers["chargeapi"].max_connections, 32);
+        for bad in ["0", "1000001"] {
+            let e = Settings::load_with_env(dir.path(), env(&[(key, bad)])).unwrap_err().to_string();
+            assert!(e.contains("providers.chargeapi.max_connections"), "{bad}: {e}");
+        }
     }
 
     #[test]
