@@ -54,7 +54,11 @@ async fn reads_and_cancels_share_one_quota() {
     let response = app.client.post(app.url("/v1/cancellations")).bearer_auth(DEMO_KEY).json(&cancel).send().await;
     let (status, headers, body) = read(response.unwrap()).await;
     assert_rate_limited(status, &headers, &body);
-    assert_eq!(app.upstreams.of("chargeapi").received_requests().await.unwrap_or_default().len(), 0, "nothing was sent");
+    assert_eq!(
+        app.upstreams.of("chargeapi").received_requests().await.unwrap_or_default().len(),
+        0,
+        "nothing was sent"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,18 @@
 //! The only place that sends requests upstream: reqwest, one client (connection pool) per provider.
+//!
+//! The pool has a cap: at most `providers.<id>.max_connections` requests are out at once (over
+//! HTTP/1.1, one connection each); the next ones wait their turn in a queue (first come, first
+//! served) holding only their built request, not a connection and its buffers. A slow provider
+//! with thousands of cancels waiting costs thousands of small futures, not thousands of sockets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cancelgate_core::{HeaderValueKind, HttpRequest, HttpResponse, ProviderId, TransportError, TransportErrorKind};
 use http::HeaderValue;
 use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
 
 use crate::context;
 use crate::settings::ProviderSettings;
@@ -16,6 +23,8 @@ pub struct Executor {
     /// Base URL without a trailing slash; adapters' paths start with one.
     base: String,
     max_response_bytes: usize,
+    /// Leave to hold one upstream connection (`providers.<id>.max_connections`).
+    connections: Arc<Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +39,17 @@ impl Executor {
             // A cancel must reach the configured host or fail; never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(settings.max_connections)
             .user_agent(concat!("cancelgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientBuildError(e.without_url().to_string()))?;
         let base = settings.base_url.as_str().trim_end_matches('/').to_owned();
-        Ok(Self { client, base, max_response_bytes: settings.max_response_bytes })
+        Ok(Self {
+            client,
+            base,
+            max_response_bytes: settings.max_response_bytes,
+            connections: Arc::new(Semaphore::new(settings.max_connections)),
+        })
     }
 
     async fn read_bounded(&self, mut response: reqwest::Response) -> Result<(Bytes, bool), reqwest::Error> {
@@ -51,7 +66,14 @@ impl Executor {
     }
 
     /// Sends one request to the provider and reads its answer, bounded.
+    ///
+    /// Waits (queued, never refused) while `max_connections` requests are already out: the
+    /// attempt's own timeout starts once it has a connection.
     pub async fn send(&self, provider: ProviderId, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        // The semaphore is never closed; should it be, nothing was sent.
+        let _connection = self.connections.acquire().await.map_err(|_| {
+            TransportError::new(TransportErrorKind::NotSent, "the provider's connection pool is closed".to_owned())
+        })?;
         let _in_flight = crate::telemetry::InFlight::start(provider.as_str());
         let url = format!("{}{}", self.base, request.path);
         let mut builder = self.client.request(request.method, url);
@@ -111,4 +133,128 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn settings(base_url: &str, max_connections: usize) -> ProviderSettings {
+        let toml = format!("base_url = \"{base_url}\"\nmax_connections = {max_connections}\n");
+        config::Config::builder()
+            .add_source(config::File::from_str(&toml, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    /// An upstream that counts connections and request heads, and answers each request only once
+    /// `released` allows one more answer.
+    struct Upstream {
+        connections: AtomicUsize,
+        requests: AtomicUsize,
+        released: tokio::sync::watch::Sender<usize>,
+    }
+
+    async fn upstream() -> (Arc<Upstream>, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (released, _) = tokio::sync::watch::channel(0);
+        let up = Arc::new(Upstream { connections: 0.into(), requests: 0.into(), released });
+        let server = up.clone();
+        tokio::spawn(async move {
+            let answered = Arc::new(AtomicUsize::new(0));
+            while let Ok((mut stream, _)) = listener.accept().await {
+                server.connections.fetch_add(1, Ordering::SeqCst);
+                let (server, answered) = (server.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let Ok(n) = stream.read(&mut buf).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            head.drain(..end + 4);
+                            server.requests.fetch_add(1, Ordering::SeqCst);
+                            let mut allowed = server.released.subscribe();
+                            let mine = answered.fetch_add(1, Ordering::SeqCst) + 1;
+                            let _ = allowed.wait_for(|n| *n >= mine).await;
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (up, base)
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn over_the_connection_cap_a_request_waits_for_a_connection_instead_of_failing() {
+        let (up, base) = upstream().await;
+        let executor = Executor::new(&settings(&base, 1)).unwrap();
+        let send = |executor: &Executor| {
+            let executor = executor.clone();
+            tokio::spawn(async move {
+                executor.send(ProviderId::new("chargeapi"), HttpRequest::new(Method::GET, "/x")).await
+            })
+        };
+        let first = send(&executor);
+        until("the first request arrives", || up.requests.load(Ordering::SeqCst) == 1).await;
+        let second = send(&executor);
+        // With a cap of 1 the second request is not sent (no second connection) while the first is out.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(up.requests.load(Ordering::SeqCst), 1, "the second request went out over the cap");
+        assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+        assert!(!second.is_finished(), "the second request must wait, not fail");
+        up.released.send_replace(1);
+        assert_eq!(first.await.unwrap().unwrap().status, 200);
+        until("the second request arrives", || up.requests.load(Ordering::SeqCst) == 2).await;
+        up.released.send_replace(2);
+        let answer = second.await.unwrap().unwrap();
+        assert_eq!((answer.status.as_u16(), &answer.body[..]), (200, &b"ok"[..]));
+        assert_eq!(up.connections.load(Ordering::SeqCst), 1, "one connection, reused");
+    }
+
+    #[tokio::test]
+    async fn the_cap_is_per_provider_setting() {
+        let (up, base) = upstream().await;
+        let executor = Executor::new(&settings(&base, 2)).unwrap();
+        let sends: Vec<_> = (0..3)
+            .map(|_| {
+                let executor = executor.clone();
+                tokio::spawn(async move {
+                    executor.send(ProviderId::new("chargeapi"), HttpRequest::new(Method::GET, "/x")).await
+                })
+            })
+            .collect();
+        until("two requests arrive", || up.requests.load(Ordering::SeqCst) == 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(up.requests.load(Ordering::SeqCst), 2, "a third request went out over a cap of 2");
+        up.released.send_replace(3);
+        for send in sends {
+            assert_eq!(send.await.unwrap().unwrap().status, 200);
+        }
+        assert!(up.connections.load(Ordering::SeqCst) <= 2);
+    }
 }

@@ -20,8 +20,8 @@ use cancelgate_core::ErrorCode;
 use crate::clients::Clients;
 use crate::error::ApiError;
 use crate::extract::Caller;
-use cancelgate_engine::resilience::RateLimit;
 use crate::state::AppState;
+use cancelgate_engine::resilience::RateLimit;
 
 /// One limiter per configured client, built at start (the set of clients is static).
 #[derive(Debug, Default)]

@@ -22,8 +22,9 @@ pub mod telemetry;
 pub mod webhooks;
 
 // The engine (`crates/engine`), under the paths the facade has always used.
-pub use cancelgate_engine::{attempt_outcome, cancel, context, driver, executor, failure, registry, resilience, verdict};
-
+pub use cancelgate_engine::{
+    attempt_outcome, cancel, context, driver, executor, failure, registry, resilience, verdict,
+};
 
 pub use settings::Settings;
 pub use startup::{Application, StartError};

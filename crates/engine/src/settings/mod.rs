@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 pub use error::SettingsError;
 pub use provider::{
-    CircuitBreakerSettings, OnStoreError, ProviderRateLimit, ProviderSettings, RateLimitScope, RedisSettings,
-    RetrySettings,
+    CircuitBreakerSettings, MAX_CONNECTIONS, OnStoreError, ProviderRateLimit, ProviderSettings, RateLimitScope,
+    RedisSettings, RetrySettings,
 };
 
 /// The sections of the settings the engine is built from.

@@ -29,6 +29,10 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
 }
 
+/// The most `providers.<id>.max_connections` may be (a semaphore's permits, and far more
+/// descriptors than a process gets).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
@@ -41,6 +45,10 @@ pub struct ProviderSettings {
     pub connect_timeout_ms: u64,
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
+    /// Upstream requests on the wire at once (HTTP/1.1: connections); the rest of the calls
+    /// `max_in_flight` admitted wait their turn for one, queued, never refused.
+    #[serde(default = "defaults::provider_max_connections")]
+    pub max_connections: usize,
     /// Upstream body read limit; longer answers are cut and treated as unreadable.
     #[serde(default = "defaults::max_response_bytes")]
     pub max_response_bytes: usize,
@@ -212,6 +220,9 @@ mod defaults {
         2_000
     }
     pub fn max_in_flight() -> usize {
+        256
+    }
+    pub fn provider_max_connections() -> usize {
         256
     }
     pub fn max_response_bytes() -> usize {

@@ -59,6 +59,9 @@ impl Settings {
             if provider.max_in_flight == 0 {
                 return Err(SettingsError::invalid(key("max_in_flight"), "must be at least 1"));
             }
+            if !(1..=cancelgate_engine::settings::MAX_CONNECTIONS).contains(&provider.max_connections) {
+                return Err(SettingsError::invalid(key("max_connections"), "must be 1 to 1000000"));
+            }
             if provider.rate_limit.per_second == 0 {
                 return Err(SettingsError::invalid(key("rate_limit.per_second"), "must be at least 1"));
             }

@@ -232,6 +232,23 @@ fn a_shared_quota_needs_a_usable_redis_and_its_url_is_never_printed() {
 }
 
 #[test]
+fn max_connections_defaults_comes_from_a_file_or_the_environment_and_is_shown() {
+    let dir = dir_with(GATEWAY, CHARGEAPI);
+    let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
+    assert_eq!(s.providers["chargeapi"].max_connections, 256);
+    assert!(Redacted(&s).to_string().contains("providers.chargeapi.max_connections = 256"));
+    let dir = dir_with(GATEWAY, &format!("max_connections = 8\n{CHARGEAPI}"));
+    assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().providers["chargeapi"].max_connections, 8);
+    let key = "CANCELGATE__PROVIDERS__CHARGEAPI__MAX_CONNECTIONS";
+    let s = Settings::load_with_env(dir.path(), env(&[(key, "32")])).unwrap();
+    assert_eq!(s.providers["chargeapi"].max_connections, 32);
+    for bad in ["0", "1000001"] {
+        let e = Settings::load_with_env(dir.path(), env(&[(key, bad)])).unwrap_err().to_string();
+        assert!(e.contains("providers.chargeapi.max_connections"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn review_rechecks_default_and_come_from_a_file_or_the_environment() {
     let dir = dir_with(GATEWAY, CHARGEAPI);
     let s = Settings::load_with_env(dir.path(), env(&[])).unwrap();
