@@ -3,15 +3,57 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use bytes::Bytes;
 use cancelgate_core::ErrorCode;
 use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
 
 use crate::clients::Client;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const HEADER: &str = "Idempotency-Key";
+
+/// The body of a `POST` that takes JSON, as every such route reads it first: in full, within
+/// `limits.max_body_bytes` (`413 payload_too_large`) and `limits.body_read_timeout_ms` (`400`),
+/// sent as `application/json` or without a content type (`400` naming `Content-Type`). The
+/// route's own strict reader then parses it.
+#[derive(Debug)]
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // The body's own failure is answered first, then its content type.
+        let content_type = check_content_type(request.headers());
+        let body = Bytes::from_request(request, state).await.map_err(body_rejection)?;
+        content_type?;
+        Ok(Self(body))
+    }
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
+    } else {
+        ApiError::invalid(
+            "body",
+            "The request body could not be read: it was cut, malformed, or did not arrive within the time limit.",
+        )
+    }
+}
+
+/// A body is JSON; a missing content type is tolerated, a different one is a mistake.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
+        None => Ok(()),
+        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
+        Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
+    }
+}
 
 /// The caller of a `/v1` route: authenticated, and allowed the route's scope, by
 /// [`crate::routes::authorize`] before the handler runs.

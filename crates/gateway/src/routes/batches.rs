@@ -15,23 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use cancelgate_core::ErrorCode;
 use cancelgate_ledger::{Batch, BatchBegin, ItemEnd, NewBatch, Record};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::cancellations::{Begun, admit_post, begin_one, cancellation, settle_one};
+use super::cancellations::{Begun, begin_one, cancellation, deadline, settle_one};
 use super::faults::{ledger_error, ledger_too_slow};
 use crate::api::{BatchBody, BatchItemView, BatchStatus, CancelBody, CancellationBatch, Status, in_item, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::error::ApiError;
-use crate::extract::{Caller, IdempotencyKey};
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::openapi::problems;
 use crate::request_id::{self, RequestId};
 use crate::state::AppState;
@@ -101,10 +99,9 @@ pub async fn create(
     Caller(client): Caller,
     key: Option<IdempotencyKey>,
     request_id: axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &headers, body)?;
+    let deadline = deadline(&state);
     let body = BatchBody::parse(&body)?;
     // Every item is checked before anything is recorded or sent (SPEC §10).
     let mut prepared = Vec::with_capacity(body.items.len());

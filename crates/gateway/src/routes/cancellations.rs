@@ -6,23 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use cancelgate_core::ErrorCode;
 use cancelgate_ledger::{Begin, NewCancellation, Record, Status};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::faults::{body_rejection, check_content_type, ledger_error, ledger_too_slow};
+use super::faults::{ledger_error, ledger_too_slow};
 use crate::api::{CancelBody, Cancellation, ResolutionView, UpstreamSnapshot, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
 use crate::driver::{Early, stored_request};
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
-use crate::extract::{Caller, IdempotencyKey};
+use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::failure::Failure;
 use crate::openapi::problems;
 use crate::registry::Lookup;
@@ -84,10 +82,9 @@ pub async fn create(
     Caller(client): Caller,
     key: Option<IdempotencyKey>,
     request_id: axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (body, deadline) = admit_post(&state, &headers, body)?;
+    let deadline = deadline(&state);
     let body = CancelBody::parse(&body)?;
     // A provider id the gateway knows is a safe label even when a later check fails.
     if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
@@ -236,21 +233,13 @@ pub(crate) async fn settle_one(
     record.unwrap_or(fresh)
 }
 
-/// What a cancelling `POST` (one cancel or a batch) checks first: the body as read, its content
-/// type (the client's quota was taken before, by the route layer `client_limits::enforce`).
-/// Returns the body and the caller's deadline. SPEC §12: a 202 goes out no later than
-/// `limits.respond_within_ms` after the request arrived, counted from here, where it has arrived
-/// in full (the extractors read its body): a slow upload is the client's time, and must not turn
+/// The deadline of a cancelling `POST` (one cancel or a batch). SPEC §12: a 202 goes out no
+/// later than `limits.respond_within_ms` after the request arrived, counted from here, where it
+/// has arrived in full (its [`JsonBody`] was read; the client's quota was taken before, by the
+/// route layer `client_limits::enforce`): a slow upload is the client's time, and must not turn
 /// into a 503 that blames the ledger.
-pub(super) fn admit_post(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(Bytes, tokio::time::Instant), ApiError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms);
-    let body = body.map_err(body_rejection)?;
-    check_content_type(headers)?;
-    Ok((body, deadline))
+pub(super) fn deadline(state: &AppState) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms)
 }
 
 problems!(

@@ -3,21 +3,20 @@
 //! see what it is about: the cancellation's provider account, or its own batch.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use cancelgate_ledger::{DeliveryStatus, EVENT_TYPES, Event, EventFilter, LedgerError};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::event_views::{EventList, EventView, RedeliverBody, event_view};
-use super::faults::{body_rejection, check_content_type, ledger_error};
+use super::faults::ledger_error;
 use super::listing;
 use crate::clients::Client;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, JsonBody};
 use crate::openapi::problems;
 use crate::state::AppState;
 
@@ -252,11 +251,8 @@ pub async fn redeliver(
     State(state): State<AppState>,
     Caller(client): Caller,
     id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(body_rejection)?;
-    check_content_type(&headers)?;
     let named = parse_redeliver(&body)?;
     let event = visible_event(&state, &client, id).await?;
     let event = redeliver_event(&state, &event, named).await?;

@@ -1,12 +1,10 @@
-//! What goes wrong around a handler's own job, answered alike by every route: a body that cannot
-//! be read, is over the size limit or is not JSON, and a ledger that is down or too slow.
+//! What goes wrong around a handler's own job, answered alike by every route: a ledger that is
+//! down or too slow. (A body that cannot be read or is not JSON is `extract::JsonBody`'s.)
 
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
 use cancelgate_core::ErrorCode;
 use cancelgate_ledger::LedgerError;
-use http::{HeaderMap, StatusCode, header};
 
 use crate::error::ApiError;
 
@@ -43,25 +41,5 @@ pub(crate) fn ledger_error(error: LedgerError) -> ApiError {
             .with_retry_after(Duration::from_secs(1))
         }
         None => ApiError::internal(error),
-    }
-}
-
-pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::PayloadTooLarge, "The request body is over the size limit.")
-    } else {
-        ApiError::invalid(
-            "body",
-            "The request body could not be read: it was cut, malformed, or did not arrive within the time limit.",
-        )
-    }
-}
-
-/// A body is JSON; a missing content type is tolerated, a different one is a mistake.
-pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
-        None => Ok(()),
-        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
-        Some(_) => Err(ApiError::invalid("Content-Type", "Send the body as `application/json`.")),
     }
 }

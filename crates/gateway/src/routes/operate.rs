@@ -3,22 +3,21 @@
 //! same driver as any cancellation (leases, one upstream cancel in flight per reference).
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use cancelgate_core::{ErrorCode, RefusalReason};
 use cancelgate_ledger::{Record, Resolve, Resolved, ResolvedStatus, Status as LedgerStatus};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use time::OffsetDateTime;
 
 use super::cancellations::{cancellation, render};
-use super::faults::{body_rejection, check_content_type, ledger_error};
+use super::faults::ledger_error;
 use crate::api::{AttemptList, AttemptView, Cancellation, ResolveBody, ResolveStatus, parse_empty_body, rfc3339};
 use crate::clients::Client;
 use crate::driver::rebuild;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, JsonBody};
 use crate::failure::Failure;
 use crate::openapi::problems;
 use crate::request_id::RequestId;
@@ -125,11 +124,8 @@ pub async fn resolve(
     State(state): State<AppState>,
     Caller(client): Caller,
     id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(body_rejection)?;
-    check_content_type(&headers)?;
     let body = ResolveBody::parse(&body)?;
     let record = visible(&state, &client, id).await?;
     let (record, replayed) = resolve_record(&state, &client, record, body).await?;
@@ -195,11 +191,8 @@ pub async fn retry(
     Caller(client): Caller,
     id: Result<Path<String>, PathRejection>,
     request_id: axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(body_rejection)?;
-    check_content_type(&headers)?;
     parse_empty_body(&body)?;
     let record = visible(&state, &client, id).await?;
     let record = retry_record(&state, &client, record, &request_id.0).await?;
