@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod registry;
 pub mod request_id;
 pub mod resilience;
+pub mod retention;
 pub mod routes;
 pub mod settings;
 pub mod startup;

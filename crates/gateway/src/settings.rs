@@ -91,6 +91,10 @@ pub struct LedgerSettings {
     /// survives a crash of the process, kill -9 included, but not of the OS; much faster).
     #[serde(default)]
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Final records older than this many days are purged with their attempts, keys and events
+    /// (issue 20); unset (the default): everything is kept. At least 1 (keys live 24 h).
+    #[serde(default)]
+    pub retain_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -557,6 +561,10 @@ impl Settings {
         if self.limits.max_body_bytes == 0 {
             return Err(SettingsError::invalid("limits.max_body_bytes", "must be at least 1"));
         }
+        // Keys are kept at least 24 hours (SPEC §2), and a purge takes a record's key with it.
+        if self.ledger.retain_days == Some(0) {
+            return Err(SettingsError::invalid("ledger.retain_days", "must be at least 1 (or unset: keep everything)"));
+        }
         // At most the contract's 8 hours: a longer session would outlive what operators are told.
         if !(1..=8 * 3600).contains(&self.console.session_s) {
             return Err(SettingsError::invalid("console.session_s", "must be from 1 to 28800 (8 hours)"));
@@ -728,6 +736,7 @@ impl fmt::Display for Redacted<'_> {
         writeln!(f, "ledger.migrate_on_start = {}", s.ledger.migrate_on_start)?;
         writeln!(f, "ledger.max_connections = {}", s.ledger.max_connections)?;
         writeln!(f, "ledger.sqlite_synchronous = {:?}", s.ledger.sqlite_synchronous)?;
+        writeln!(f, "ledger.retain_days = {:?}", s.ledger.retain_days)?;
         writeln!(f, "limits.max_body_bytes = {}", s.limits.max_body_bytes)?;
         writeln!(f, "limits.respond_within_ms = {}", s.limits.respond_within_ms)?;
         writeln!(f, "limits.drain_ms = {}", s.limits.drain_ms)?;
@@ -949,6 +958,7 @@ mod tests {
             "ledger.migrate_on_start",
             "ledger.max_connections",
             "ledger.sqlite_synchronous",
+            "ledger.retain_days",
             "limits.max_body_bytes",
             "limits.shutdown_grace_ms",
             "redis.url",
@@ -991,6 +1001,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("limits.body_read_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn retention_keeps_everything_unless_set_and_at_least_a_day() {
+        let dir = dir_with(GATEWAY, CHARGEAPI);
+        assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().ledger.retain_days, None);
+        let dir = dir_with(&format!("{GATEWAY}retain_days = 30\n"), CHARGEAPI);
+        assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().ledger.retain_days, Some(30));
+        let dir = dir_with(&format!("{GATEWAY}retain_days = 0\n"), CHARGEAPI);
+        let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("ledger.retain_days"), "{e}");
     }
 
     #[test]

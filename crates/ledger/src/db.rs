@@ -321,7 +321,10 @@ impl Db {
             Conn::Sqlite { connect, .. } => {
                 // A pool of one rather than a bare connection: sqlx's `Migrator::run` on
                 // `&mut SqliteConnection` makes a future that is not `Send`.
-                let pool = SqlitePoolOptions::new().max_connections(1).connect_with((**connect).clone()).await?;
+                // Foreign keys off: a table rebuilt by a migration (0006) is dropped and renamed
+                // within its transaction, which the checks would refuse (see that migration).
+                let options = (**connect).clone().foreign_keys(false);
+                let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
                 let migrated = sqlite.run(&pool).await;
                 pool.close().await;
                 migrated?;
@@ -329,6 +332,21 @@ impl Db {
             Conn::Pg(pool) => postgres.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// On SQLite, the size of the database file and its log (WAL), bytes; `None` on PostgreSQL.
+    pub(crate) fn sqlite_file_bytes(&self) -> Option<Result<u64, LedgerError>> {
+        let Conn::Sqlite { connect, .. } = &self.conn else { return None };
+        let path = connect.get_filename();
+        let size = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) => Ok(m.len()),
+            // No log (yet, or after a clean close): nothing to count.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(LedgerError::Unavailable(Box::new(e))),
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Some(size(path).and_then(|db| Ok(db + size(std::path::Path::new(&wal))?)))
     }
 
     pub(crate) async fn close(&self) {

@@ -54,6 +54,7 @@ mod error;
 mod events;
 mod inline_reads;
 mod listing;
+mod retention;
 mod review;
 mod rows;
 mod sql;
@@ -76,6 +77,7 @@ pub use crate::events::{
     ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EVENT_TYPES, Event, EventFilter,
     EventPage, EventRule, NewEvent, PendingStat,
 };
+pub use crate::retention::PURGE_BATCH;
 pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
