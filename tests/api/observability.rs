@@ -279,6 +279,8 @@ async fn every_series_exists_at_start_and_only_v1_requests_are_counted() {
     assert_eq!(has(&text, "cancelgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
     assert_eq!(has(&text, "cancelgate_ledger_needs_review", &[]), 2.0, "read from the ledger at the scrape");
     assert!(text.contains("# TYPE cancelgate_ledger_needs_review gauge"), "{text}");
+    assert!(has(&text, "cancelgate_ledger_bytes", &[]) > 0.0, "the ledger's size on disk, read at the scrape");
+    assert!(text.contains("# TYPE cancelgate_ledger_bytes gauge"), "{text}");
     assert!(text.contains("# TYPE cancelgate_build_info gauge"), "{text}");
 
     // `/v1` requests are counted, with the provider when known, else `none`.

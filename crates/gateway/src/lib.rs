@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod request_id;
+pub mod retention;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -122,6 +122,7 @@ impl Application {
         // Replicas look for expired leases at least every 2 s (SPEC §5).
         self.state.driver.spawn_background(self.state.registry.clone(), std::time::Duration::from_secs(1));
         crate::telemetry::spawn_upkeep();
+        crate::retention::spawn(self.state.driver.ledger.clone(), self.state.settings.ledger.retain_days);
         let limits = crate::conn_limits::ConnLimits::from_settings(&self.state.settings.limits);
         let drain = crate::conn_limits::Drain {
             draining: self.state.draining.clone(),

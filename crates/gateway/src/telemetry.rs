@@ -46,6 +46,8 @@ pub mod names {
     pub const LEDGER_OLDEST_PROCESSING_AGE: &str = "cancelgate_ledger_oldest_processing_age_seconds";
     /// Gauge: cancellations `needs_review` (waiting for an operator).
     pub const LEDGER_NEEDS_REVIEW: &str = "cancelgate_ledger_needs_review";
+    /// Gauge: the ledger's size on disk, bytes (SQLite: file + WAL; PostgreSQL: the database).
+    pub const LEDGER_BYTES: &str = "cancelgate_ledger_bytes";
     /// Gauge `{version}`, always 1: which build answers.
     pub const BUILD_INFO: &str = "cancelgate_build_info";
 }
@@ -92,6 +94,7 @@ fn describe() {
     describe_gauge!(names::LEDGER_PROCESSING, "Cancellations still processing (the background queue).");
     describe_gauge!(names::LEDGER_OLDEST_PROCESSING_AGE, Unit::Seconds, "Age of the oldest processing cancellation.");
     describe_gauge!(names::LEDGER_NEEDS_REVIEW, "Cancellations awaiting an operator's review.");
+    describe_gauge!(names::LEDGER_BYTES, Unit::Bytes, "The ledger's size on disk.");
     describe_gauge!(names::BUILD_INFO, "Always 1; the version label says which build answers.");
 }
 
@@ -243,4 +246,8 @@ pub fn set_ledger_backlog(stats: &cancelgate_ledger::Stats, now: OffsetDateTime)
 /// The operators' queue, from `Ledger::count(NeedsReview)` (refreshed at each scrape).
 pub fn set_ledger_needs_review(count: u64) {
     metrics::gauge!(names::LEDGER_NEEDS_REVIEW).set(count as f64);
+}
+
+pub fn set_ledger_bytes(bytes: u64) {
+    metrics::gauge!(names::LEDGER_BYTES).set(bytes as f64);
 }

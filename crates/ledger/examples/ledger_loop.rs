@@ -12,6 +12,11 @@
 //! ```
 //!
 //! On PostgreSQL the figure is the client's CPU only (the server's is another process).
+//!
+//! `--rate R` paces the loops instead (R cancels per second in all, each loop starting its
+//! next cancel on a fixed schedule) and adds the latency of one cancel (begin + finish, ms:
+//! p50, p99, max): the ledger's share of the added latency at low load. On SQLite the line also
+//! has the file's size after the run (closed, so checkpointed) per cancel, `bytes_per_cancel`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,10 +31,16 @@ struct Args {
     sync: SqliteSync,
     cancels: u64,
     tasks: u64,
+    /// Cancels per second in all; 0: as fast as the loops go.
+    rate: f64,
+    /// After the run, purge every record (retention) while one loop goes on writing at 200
+    /// cancels/s, and report the purge's time and the worst write latency during it.
+    purge: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { url: String::new(), sync: SqliteSync::Full, cancels: 20_000, tasks: 32 };
+    let mut args =
+        Args { url: String::new(), sync: SqliteSync::Full, cancels: 20_000, tasks: 32, rate: 0.0, purge: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -44,6 +55,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--cancels" => args.cancels = value.parse().map_err(|e| format!("--cancels: {e}"))?,
             "--tasks" => args.tasks = value.parse().map_err(|e| format!("--tasks: {e}"))?,
+            "--rate" => args.rate = value.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--purge" => args.purge = value == "on",
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -128,23 +141,44 @@ async fn run(args: Args) -> Result<(), String> {
         one_cancel(&ledger, &run, u64::MAX / 2 + n).await?;
     }
     let per_task = args.cancels.div_ceil(args.tasks.max(1));
+    // Paced: each loop starts a cancel every `period`, its start offset so the loops interleave.
+    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.tasks.max(1) as f64 / args.rate));
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
     let mut tasks = Vec::new();
     for t in 0..args.tasks.max(1) {
         let (ledger, run) = (ledger.clone(), run.clone());
         tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_task as usize);
+            let mut next = tokio::time::Instant::now() + period.map_or(Duration::ZERO, |p| p.mul_f64(t as f64 / 8.0));
             for i in 0..per_task {
+                if let Some(period) = period {
+                    tokio::time::sleep_until(next).await;
+                    next += period;
+                }
+                let started = Instant::now();
                 one_cancel(&ledger, &run, t * per_task + i).await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             }
-            Ok::<(), String>(())
+            Ok::<Vec<f64>, String>(latencies)
         }));
     }
+    let mut latencies = Vec::new();
     for task in tasks {
-        task.await.map_err(|e| format!("task: {e}"))??;
+        latencies.extend(task.await.map_err(|e| format!("task: {e}"))??);
     }
     let (cpu, wall) = (cpu_seconds() - cpu0, wall0.elapsed().as_secs_f64());
+    let purge = match args.purge {
+        true => Some(purge_under_writes(&ledger, &run).await?),
+        false => None,
+    };
     ledger.close().await;
     let done = per_task * args.tasks.max(1);
+    latencies.sort_by(f64::total_cmp);
+    let quantile =
+        |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    // After `close` (a checkpoint): the file holds every cancel, the log is gone.
+    let file = args.url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p).to_owned());
+    let bytes = file.and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
     println!(
         "{}",
         json!({
@@ -152,9 +186,40 @@ async fn run(args: Args) -> Result<(), String> {
             "sync": match args.sync { SqliteSync::Full => "full", SqliteSync::Normal => "normal" },
             "tasks": args.tasks, "cancels": done, "wall_s": wall, "cpu_s": cpu,
             "cancels_per_s": done as f64 / wall, "cpu_ms_per_cancel": cpu * 1000.0 / done as f64,
+            "rate": args.rate, "latency_ms": {"p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)},
+            "purge": purge,
+            "db_bytes": bytes, "bytes_per_cancel": bytes.map(|b| b as f64 / (done + 200) as f64),
         })
     );
     Ok(())
+}
+
+/// Purges every record stored so far while a loop writes 200 cancels/s: the purge's time and
+/// count, and the write latencies (begin + finish, ms) during it.
+async fn purge_under_writes(ledger: &Ledger, run: &str) -> Result<serde_json::Value, String> {
+    let cutoff = OffsetDateTime::now_utc() + Duration::from_secs(1);
+    let started = Instant::now();
+    let purging = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move { ledger.purge_final_before(cutoff, cancelgate_ledger::PURGE_BATCH).await })
+    };
+    let mut latencies = Vec::new();
+    let mut next = tokio::time::Instant::now();
+    let mut n = u64::MAX / 4;
+    while !purging.is_finished() {
+        tokio::time::sleep_until(next).await;
+        next += Duration::from_millis(5);
+        let t = Instant::now();
+        one_cancel(ledger, run, n).await?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        n += 1;
+    }
+    let purged = purging.await.map_err(|e| format!("purge: {e}"))?.map_err(|e| format!("purge: {e}"))?;
+    let purge_s = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let q = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    Ok(json!({"purged": purged, "purge_s": purge_s, "writes": latencies.len(),
+        "write_ms": {"p50": q(0.5), "p99": q(0.99), "max": q(1.0)}}))
 }
 
 fn main() -> ExitCode {

@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 
 use crate::db::{Decision, Row, args, normalize_time};
 use crate::error::LedgerError;
+use crate::rows::{record_from_row, to_u16, to_u32};
 use crate::types::Record;
-use crate::{Ledger, record_from_row, sql, to_u16, to_u32};
+use crate::{Ledger, sql};
 
 /// The most items a batch may have (SPEC §10).
 pub const MAX_BATCH_ITEMS: usize = 50;

@@ -14,130 +14,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::types::Value as SqlValue;
-use serde_json::Value;
-use sqlx::Row as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::error::{LedgerError, NoConnection, Outage, redact_url};
-use crate::sqlite::{self, SqliteConfig, SqliteDb, SqliteRow};
+use crate::error::{LedgerError, Outage, redact_url};
+use crate::sqlite::{self, SqliteConfig, SqliteDb};
 use crate::types::{Backend, LedgerOptions};
 
-/// One statement, spelled for each backend. Most statements are spelled the same (`$n`
-/// placeholders work on both); see [`Sql::both`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Sql<'a> {
-    pub sqlite: &'a str,
-    pub pg: &'a str,
-}
+mod codec;
+mod pg;
 
-impl<'a> Sql<'a> {
-    pub(crate) const fn both(sql: &'a str) -> Sql<'a> {
-        Sql { sqlite: sql, pg: sql }
-    }
-}
-
-/// A bind value. Times and JSON are encoded per backend.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Text(Option<String>),
-    Int(Option<i64>),
-    Bool(bool),
-    Time(Option<OffsetDateTime>),
-    Json(Option<Value>),
-}
-
-impl From<&str> for Arg {
-    fn from(v: &str) -> Arg {
-        Arg::Text(Some(v.to_owned()))
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Arg {
-        Arg::Text(Some(v))
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Arg {
-        Arg::Text(Some(v.clone()))
-    }
-}
-impl From<Option<&str>> for Arg {
-    fn from(v: Option<&str>) -> Arg {
-        Arg::Text(v.map(str::to_owned))
-    }
-}
-impl From<i64> for Arg {
-    fn from(v: i64) -> Arg {
-        Arg::Int(Some(v))
-    }
-}
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Arg {
-        Arg::Int(v)
-    }
-}
-impl From<bool> for Arg {
-    fn from(v: bool) -> Arg {
-        Arg::Bool(v)
-    }
-}
-impl From<OffsetDateTime> for Arg {
-    fn from(v: OffsetDateTime) -> Arg {
-        Arg::Time(Some(v))
-    }
-}
-impl From<Option<OffsetDateTime>> for Arg {
-    fn from(v: Option<OffsetDateTime>) -> Arg {
-        Arg::Time(v)
-    }
-}
-impl From<Option<Value>> for Arg {
-    fn from(v: Option<Value>) -> Arg {
-        // JSON `null` is stored as SQL NULL: "no error" and "error: null" are one thing.
-        Arg::Json(v.filter(|v| !v.is_null()))
-    }
-}
-impl From<Value> for Arg {
-    fn from(v: Value) -> Arg {
-        Arg::Json(Some(v))
-    }
-}
-
-/// `args![a, b, …]`: a `Vec<Arg>` from values convertible into [`Arg`].
-macro_rules! args {
-    ($($v:expr),* $(,)?) => { vec![$($crate::db::Arg::from($v)),*] };
-}
-pub(crate) use args;
-
-const TIME_TEXT: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-
-/// A time as SQLite stores it: UTC, microseconds, fixed width, so text order is time order.
-pub(crate) fn time_text(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    // Formatting with a fixed description only fails on years outside 0000..=9999, which the
-    // ledger never sees; fall back to RFC 3339 rather than panic.
-    t.format(TIME_TEXT).unwrap_or_else(|_| t.to_string())
-}
-
-pub(crate) fn parse_time_text(s: &str) -> Result<OffsetDateTime, LedgerError> {
-    PrimitiveDateTime::parse(s, TIME_TEXT)
-        .map(PrimitiveDateTime::assume_utc)
-        .map_err(|e| LedgerError::Corrupt(format!("time {s:?}: {e}")))
-}
-
-/// UTC with microsecond precision: what both backends store, so a value reads back equal to
-/// what was written, whichever the backend.
-pub(crate) fn normalize_time(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(UtcOffset::UTC);
-    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
-}
+pub(crate) use self::codec::{Arg, Row, Sql, args, bind_pg, normalize_time, time_text};
 
 /// The connections of one backend, and what they have shown of the ledger's health.
 #[derive(Clone)]
@@ -236,26 +124,6 @@ pub(crate) enum Decision<T> {
 pub(crate) enum Tx<'c> {
     Sqlite(&'c mut rusqlite::Connection),
     Pg(&'c mut PgConnection),
-}
-
-/// A result row of either backend.
-pub(crate) enum Row {
-    Sqlite(SqliteRow),
-    Pg(PgRow),
-}
-
-fn bind_pg(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-    let mut q = sqlx::query(sql);
-    for arg in args {
-        q = match arg {
-            Arg::Text(v) => q.bind(v),
-            Arg::Int(v) => q.bind(v),
-            Arg::Bool(v) => q.bind(v),
-            Arg::Time(v) => q.bind(v.map(normalize_time)),
-            Arg::Json(v) => q.bind(v),
-        };
-    }
-    q
 }
 
 impl Db {
@@ -360,77 +228,6 @@ impl Db {
         result
     }
 
-    async fn pg_write<T, F>(&self, pool: &PgPool, work: F) -> Result<T, LedgerError>
-    where
-        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
-    {
-        let mut conn = self.pg_acquire(pool).await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        // Dropping `tx` on an error rolls it back.
-        match work(Tx::Pg(&mut tx)).await? {
-            Decision::Keep(value) => {
-                tx.commit().await?;
-                Ok(value)
-            }
-            Decision::Undo(value) => {
-                tx.rollback().await?;
-                Ok(value)
-            }
-        }
-    }
-
-    /// A connection from the pool, its timeout diagnosed (see [`Db::no_connection`]). A database
-    /// that is down or unreachable fails after one acquire timeout (SPEC §12: `ledger_unavailable`
-    /// within a second), but one that answers while every pooled connection is in use (a burst)
-    /// is waited for up to [`BUSY_POOL_WAIT`]: a busy pool is not an outage, and shedding it would
-    /// turn every burst into 503s. (The caller's own wait is bounded by `respond_within_ms`.)
-    async fn pg_acquire(&self, pool: &PgPool) -> Result<sqlx::pool::PoolConnection<Postgres>, LedgerError> {
-        let deadline = Instant::now() + BUSY_POOL_WAIT;
-        loop {
-            match pool.acquire().await {
-                Ok(conn) => return Ok(conn),
-                Err(sqlx::Error::PoolTimedOut) => {
-                    let error = self.no_connection(pool).await;
-                    if error.outage() != Some(Outage::Busy) || Instant::now() >= deadline {
-                        return Err(error);
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// The pool gave no connection in time. sqlx retries a refused connection until the acquire
-    /// timeout and then reports only that it timed out, so one direct connection (bounded by
-    /// [`DIAGNOSIS_TIMEOUT`]) finds out why: connection refused, the server shutting down, no
-    /// answer… or nothing wrong, when the pool was only busy. Its message carries no URL.
-    async fn no_connection(&self, pool: &PgPool) -> LedgerError {
-        let waited = self.state.acquire_timeout;
-        let mut last = self.state.diagnosis.lock().await;
-        let cause = match &*last {
-            Some((at, cause)) if at.elapsed() < DIAGNOSIS_REUSE => cause.clone(),
-            _ => {
-                let options = pool.connect_options();
-                let cause = match tokio::time::timeout(
-                    DIAGNOSIS_TIMEOUT,
-                    <PgConnection as sqlx::Connection>::connect_with(&options),
-                )
-                .await
-                {
-                    Ok(Ok(conn)) => {
-                        let _ = sqlx::Connection::close(conn).await;
-                        None
-                    }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("the database did not answer a connection within {DIAGNOSIS_TIMEOUT:?}")),
-                };
-                *last = Some((Instant::now(), cause.clone()));
-                cause
-            }
-        };
-        LedgerError::Unavailable(Box::new(NoConnection { waited, cause }))
-    }
-
     /// Proves the ledger takes writes, cheaply (for `/readyz`): a write stored within
     /// [`WRITE_FRESH`] with no failure since is proof enough; otherwise one small write of its
     /// own, through the same path as every other (on SQLite the writer, so a full disk fails it
@@ -524,7 +321,10 @@ impl Db {
             Conn::Sqlite { connect, .. } => {
                 // A pool of one rather than a bare connection: sqlx's `Migrator::run` on
                 // `&mut SqliteConnection` makes a future that is not `Send`.
-                let pool = SqlitePoolOptions::new().max_connections(1).connect_with((**connect).clone()).await?;
+                // Foreign keys off: a table rebuilt by a migration (0006) is dropped and renamed
+                // within its transaction, which the checks would refuse (see that migration).
+                let options = (**connect).clone().foreign_keys(false);
+                let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
                 let migrated = sqlite.run(&pool).await;
                 pool.close().await;
                 migrated?;
@@ -532,6 +332,21 @@ impl Db {
             Conn::Pg(pool) => postgres.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// On SQLite, the size of the database file and its log (WAL), bytes; `None` on PostgreSQL.
+    pub(crate) fn sqlite_file_bytes(&self) -> Option<Result<u64, LedgerError>> {
+        let Conn::Sqlite { connect, .. } = &self.conn else { return None };
+        let path = connect.get_filename();
+        let size = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) => Ok(m.len()),
+            // No log (yet, or after a clean close): nothing to count.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(LedgerError::Unavailable(Box::new(e))),
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Some(size(path).and_then(|db| Ok(db + size(std::path::Path::new(&wal))?)))
     }
 
     pub(crate) async fn close(&self) {
@@ -565,151 +380,5 @@ impl Tx<'_> {
             Tx::Sqlite(c) => sqlite::execute(c, sql.sqlite, args)?,
             Tx::Pg(c) => bind_pg(sql.pg, args).execute(&mut **c).await?.rows_affected(),
         })
-    }
-}
-
-/// Decoding of one column. PostgreSQL through sqlx's types; SQLite from its storage classes
-/// (text, integer, blob; JSON and times are text, booleans integers).
-impl Row {
-    fn pg<T>(&self, column: &str) -> Result<T, LedgerError>
-    where
-        T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-    {
-        match self {
-            Row::Pg(r) => r.try_get::<T, _>(column).map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}"))),
-            Row::Sqlite(_) => Err(LedgerError::Corrupt(format!("column {column}: not a PostgreSQL row"))),
-        }
-    }
-
-    /// The SQLite value, `None` for NULL.
-    fn lite(&self, column: &str) -> Result<Option<&SqlValue>, LedgerError> {
-        match self {
-            Row::Sqlite(r) => Ok(Some(r.value(column)?).filter(|v| !matches!(v, SqlValue::Null))),
-            Row::Pg(_) => Err(LedgerError::Corrupt(format!("column {column}: not a SQLite row"))),
-        }
-    }
-
-    fn required<T>(column: &str, value: Option<T>) -> Result<T, LedgerError> {
-        value.ok_or_else(|| LedgerError::Corrupt(format!("column {column}: unexpected NULL")))
-    }
-
-    fn mismatch(column: &str, want: &str, got: &SqlValue) -> LedgerError {
-        LedgerError::Corrupt(format!("column {column}: expected {want}, found {:?}", got.data_type()))
-    }
-
-    pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>, LedgerError> {
-        match self {
-            Row::Pg(_) => self.pg(column),
-            Row::Sqlite(_) => match self.lite(column)? {
-                None => Ok(None),
-                Some(SqlValue::Text(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(Self::mismatch(column, "text", other)),
-            },
-        }
-    }
-
-    pub(crate) fn text(&self, column: &str) -> Result<String, LedgerError> {
-        Self::required(column, self.opt_text(column)?)
-    }
-
-    pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, LedgerError> {
-        match self {
-            Row::Pg(_) => self.pg(column),
-            Row::Sqlite(_) => match self.lite(column)? {
-                None => Ok(None),
-                Some(SqlValue::Integer(i)) => Ok(Some(*i)),
-                Some(other) => Err(Self::mismatch(column, "integer", other)),
-            },
-        }
-    }
-
-    pub(crate) fn int(&self, column: &str) -> Result<i64, LedgerError> {
-        Self::required(column, self.opt_int(column)?)
-    }
-
-    pub(crate) fn bool(&self, column: &str) -> Result<bool, LedgerError> {
-        match self {
-            Row::Pg(_) => self.pg(column),
-            Row::Sqlite(_) => Ok(self.int(column)? != 0),
-        }
-    }
-
-    pub(crate) fn bytes(&self, column: &str) -> Result<Vec<u8>, LedgerError> {
-        match self {
-            Row::Pg(_) => self.pg(column),
-            Row::Sqlite(_) => match Self::required(column, self.lite(column)?)? {
-                SqlValue::Blob(b) => Ok(b.clone()),
-                other => Err(Self::mismatch(column, "blob", other)),
-            },
-        }
-    }
-
-    pub(crate) fn opt_json(&self, column: &str) -> Result<Option<Value>, LedgerError> {
-        match self {
-            Row::Pg(_) => self.pg(column),
-            Row::Sqlite(_) => self
-                .opt_text(column)?
-                .map(|text| {
-                    serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}")))
-                })
-                .transpose(),
-        }
-    }
-
-    pub(crate) fn json(&self, column: &str) -> Result<Value, LedgerError> {
-        Self::required(column, self.opt_json(column)?)
-    }
-
-    pub(crate) fn opt_time(&self, column: &str) -> Result<Option<OffsetDateTime>, LedgerError> {
-        match self {
-            Row::Sqlite(_) => self.opt_text(column)?.as_deref().map(parse_time_text).transpose(),
-            Row::Pg(r) => r
-                .try_get::<Option<OffsetDateTime>, _>(column)
-                .map(|t| t.map(normalize_time))
-                .map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}"))),
-        }
-    }
-
-    pub(crate) fn time(&self, column: &str) -> Result<OffsetDateTime, LedgerError> {
-        Self::required(column, self.opt_time(column)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use time::macros::datetime;
-
-    use super::*;
-
-    #[test]
-    fn time_text_is_fixed_width_utc_and_round_trips() {
-        let cases = [
-            (datetime!(2026-04-01 01:38:06.924 UTC), "2026-04-01T01:38:06.924000Z"),
-            (datetime!(2026-04-01 03:38:06 +02:00), "2026-04-01T01:38:06.000000Z"),
-            (datetime!(2026-04-01 01:38:06.123456789 UTC), "2026-04-01T01:38:06.123456Z"),
-        ];
-        for (t, want) in cases {
-            assert_eq!(time_text(t), want);
-            assert_eq!(parse_time_text(want).unwrap(), normalize_time(t));
-        }
-    }
-
-    #[test]
-    fn time_text_orders_like_time() {
-        let times = [
-            datetime!(2026-04-01 01:38:06 UTC),
-            datetime!(2026-04-01 01:38:06.5 UTC),
-            datetime!(2026-04-01 01:38:06.924 UTC),
-            datetime!(2026-04-01 01:38:07 UTC),
-            datetime!(2026-12-31 23:59:59.999999 UTC),
-        ];
-        for pair in times.windows(2) {
-            assert!(time_text(pair[0]) < time_text(pair[1]), "{pair:?}");
-        }
-    }
-
-    #[test]
-    fn corrupt_time_text_is_an_error() {
-        assert!(matches!(parse_time_text("2026-04-01 01:38:06"), Err(LedgerError::Corrupt(_))));
     }
 }

@@ -4,6 +4,7 @@
 //! fixed-width UTC text on SQLite (whose text order is time order), so comparisons read the same.
 
 use crate::db::Sql;
+use crate::types::Status;
 
 /// The columns of a [`Record`](crate::Record), in `SELECT` and `RETURNING` lists.
 macro_rules! record_columns {
@@ -78,9 +79,17 @@ pub(crate) const STATS: Sql = Sql::both(
     "SELECT COUNT(*) AS processing, MIN(created_at) AS oldest FROM cancellations WHERE status = 'processing'",
 );
 
-/// Answered from the `cancellations_by_status` index (its leading column), not a table scan: it
-/// runs at each scrape of `/metrics`.
-pub(crate) const COUNT_BY_STATUS: Sql = Sql::both("SELECT COUNT(*) AS n FROM cancellations WHERE status = $1");
+/// The status is a literal, not a bound value: only then can the planner answer the open
+/// statuses from their partial indexes (`cancellations_processing`, `cancellations_in_review`)
+/// rather than a table scan; `needs_review` is counted at each scrape of `/metrics`.
+pub(crate) const fn count_by_status(status: Status) -> Sql<'static> {
+    Sql::both(match status {
+        Status::Processing => "SELECT COUNT(*) AS n FROM cancellations WHERE status = 'processing'",
+        Status::NeedsReview => "SELECT COUNT(*) AS n FROM cancellations WHERE status = 'needs_review'",
+        Status::Cancelled => "SELECT COUNT(*) AS n FROM cancellations WHERE status = 'cancelled'",
+        Status::Failed => "SELECT COUNT(*) AS n FROM cancellations WHERE status = 'failed'",
+    })
+}
 
 // ---- attempts ----------------------------------------------------------------------------------
 

@@ -22,6 +22,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(count) => telemetry::set_ledger_needs_review(count),
         Err(e) => tracing::warn!(error = %e, "cannot count the cancellations needing review for /metrics"),
     }
+    match state.driver.ledger.size_bytes().await {
+        Ok(bytes) => telemetry::set_ledger_bytes(bytes),
+        Err(e) => tracing::warn!(error = %e, "cannot read the ledger's size for /metrics"),
+    }
     crate::webhooks::metrics::refresh(&state.driver.ledger, &state.webhooks, OffsetDateTime::now_utc()).await;
     for entry in state.registry.entries() {
         telemetry::set_circuit_state(entry.id(), entry.guard.snapshot().circuit);

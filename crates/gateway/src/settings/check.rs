@@ -8,6 +8,10 @@ impl Settings {
         if self.limits.max_body_bytes == 0 {
             return Err(SettingsError::invalid("limits.max_body_bytes", "must be at least 1"));
         }
+        // Keys are kept at least 24 hours (SPEC §2), and a purge takes a record's key with it.
+        if self.ledger.retain_days == Some(0) {
+            return Err(SettingsError::invalid("ledger.retain_days", "must be at least 1 (or unset: keep everything)"));
+        }
         // At most the contract's 8 hours: a longer session would outlive what operators are told.
         if !(1..=8 * 3600).contains(&self.console.session_s) {
             return Err(SettingsError::invalid("console.session_s", "must be from 1 to 28800 (8 hours)"));

@@ -185,6 +185,17 @@ fn connection_limits_have_defaults_and_are_checked() {
 }
 
 #[test]
+fn retention_keeps_everything_unless_set_and_at_least_a_day() {
+    let dir = dir_with(GATEWAY, CHARGEAPI);
+    assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().ledger.retain_days, None);
+    let dir = dir_with(&format!("{GATEWAY}retain_days = 30\n"), CHARGEAPI);
+    assert_eq!(Settings::load_with_env(dir.path(), env(&[])).unwrap().ledger.retain_days, Some(30));
+    let dir = dir_with(&format!("{GATEWAY}retain_days = 0\n"), CHARGEAPI);
+    let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();
+    assert!(e.contains("ledger.retain_days"), "{e}");
+}
+
+#[test]
 fn a_lease_shorter_than_an_attempt_is_refused() {
     let dir = dir_with(&format!("{GATEWAY}lease_ms = 3000\n"), CHARGEAPI);
     let e = Settings::load_with_env(dir.path(), env(&[])).unwrap_err().to_string();

@@ -70,6 +70,10 @@ pub struct LedgerSettings {
     /// survives a crash of the process, kill -9 included, but not of the OS; much faster).
     #[serde(default)]
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Final records older than this many days are purged with their attempts, keys and events
+    /// (issue 20); unset (the default): everything is kept. At least 1 (keys live 24 h).
+    #[serde(default)]
+    pub retain_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
