@@ -39,7 +39,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { url: String::new(), sync: SqliteSync::Full, cancels: 20_000, tasks: 32, rate: 0.0, purge: false };
+    let mut args =
+        Args { url: String::new(), sync: SqliteSync::Full, cancels: 20_000, tasks: 32, rate: 0.0, purge: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;

@@ -102,7 +102,8 @@ async fn ended(l: &Ledger, id: &str, now: OffsetDateTime, status: FinalStatus) -
 async fn deliver_all(l: &Ledger, now: OffsetDateTime) {
     let claimed = l.claim_deliveries("d", now, LEASE, 100, None).await.unwrap();
     for d in claimed {
-        let attempt = DeliveryAttempt { n: 1, at: now, http_status: Some(200), latency_ms: 3, error: None, answer: None };
+        let attempt =
+            DeliveryAttempt { n: 1, at: now, http_status: Some(200), latency_ms: 3, error: None, answer: None };
         assert!(l.record_delivery(d.id, "d", &d.endpoint, attempt, DeliveryOutcome::Delivered).await.unwrap());
     }
 }
@@ -187,7 +188,8 @@ async fn purge_keeps_live_reviewed_young_batched_and_undelivered_records(t: Env)
     // Delivered at last: now it goes (its delivery failed for good counts as settled too).
     let pending = l.claim_deliveries("d", T0 + secs(1000), LEASE, 100, None).await.unwrap();
     for d in pending {
-        let attempt = DeliveryAttempt { n: 1, at: T0, http_status: Some(500), latency_ms: 3, error: None, answer: None };
+        let attempt =
+            DeliveryAttempt { n: 1, at: T0, http_status: Some(500), latency_ms: 3, error: None, answer: None };
         l.record_delivery(d.id, "d", &d.endpoint, attempt, DeliveryOutcome::Failed).await.unwrap();
     }
     assert_eq!(l.purge_final_before(cutoff, 500).await.unwrap(), 1);
