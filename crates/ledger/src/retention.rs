@@ -37,10 +37,11 @@ macro_rules! purgeable {
     };
 }
 
-/// The next purgeable records after the position (`$2` created_at, `$3` id), oldest first.
+/// The next purgeable records after the position (`$2` created_at, `$3` id), oldest first. A
+/// row value, so the scan starts at the position in `cancellations_by_created` (an `OR` of the two
+/// comparisons made every batch scan from the oldest record again).
 const CANDIDATES: Sql = Sql::both(concat!(
-    "SELECT c.id, c.created_at FROM cancellations c WHERE c.created_at < $1 \
-     AND (c.created_at > $2 OR (c.created_at = $2 AND c.id > $3)) AND ",
+    "SELECT c.id, c.created_at FROM cancellations c WHERE c.created_at < $1 AND (c.created_at, c.id) > ($2, $3) AND ",
     purgeable!(),
     " ORDER BY c.created_at, c.id LIMIT $4"
 ));
