@@ -22,9 +22,11 @@ use crate::resilience::Admission;
 use crate::verdict::{Unsettled, Verdict, exhausted};
 
 mod background;
+mod begin;
 mod settle;
 
 pub use background::{KEY_RETENTION, rebuild, stored_request};
+pub use begin::{BeginCommand, BeginError, Begun};
 use settle::{attempt_record, finish, health_of, out_of_attempts, recorded_verdict};
 
 /// Who this process is, as a lease holder.

@@ -23,11 +23,12 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::cancellations::{Begun, begin_one, cancellation, deadline, settle_one};
+use super::cancellations::{begin_one, cancellation, deadline};
 use super::faults::{ledger_error, ledger_too_slow};
 use crate::api::{BatchBody, BatchItemView, BatchStatus, CancelBody, CancellationBatch, Status, in_item, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
+use crate::driver::Begun;
 use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::openapi::problems;
@@ -179,7 +180,7 @@ pub async fn create(
             tokio::spawn(async move {
                 match item {
                     Ok(Begun::Fresh { record, early }) => {
-                        ItemState::Record(Box::new(settle_one(&state, record, early, deadline).await))
+                        ItemState::Record(Box::new(state.driver.settle(record, early, deadline).await))
                     }
                     Ok(Begun::Found(record)) => ItemState::Record(Box::new(record)),
                     Err(error) => ItemState::Error(error.to_json()),

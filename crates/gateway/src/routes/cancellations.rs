@@ -9,16 +9,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use cancelgate_core::ErrorCode;
-use cancelgate_ledger::{Begin, NewCancellation, Record, Status};
+use cancelgate_ledger::{Record, Status};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::faults::{ledger_error, ledger_too_slow};
 use crate::api::{CancelBody, Cancellation, ResolutionView, UpstreamSnapshot, rfc3339};
 use crate::cancel::{self, Prepared};
 use crate::clients::Client;
-use crate::driver::{Early, stored_request};
+use crate::driver::{BeginCommand, BeginError, Begun};
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::failure::Failure;
@@ -105,31 +104,15 @@ pub async fn create(
     telemetry::record("cancellation_id", begun.id());
     match begun {
         Begun::Found(record) => Ok(render(&record, true)),
-        Begun::Fresh { record, early } => Ok(render(&settle_one(&state, record, early, deadline).await, false)),
+        Begun::Fresh { record, early } => Ok(render(&state.driver.settle(record, early, deadline).await, false)),
     }
 }
 
-/// A cancellation once its record is begun.
-pub(crate) enum Begun {
-    /// Recorded now, its first attempt on its way: [`settle_one`] waits for its early word.
-    Fresh { record: Record, early: tokio::sync::oneshot::Receiver<Early> },
-    /// Answered by a record stored before (a replay of the key, a reference already cancelled
-    /// or in review): nothing was sent.
-    Found(Record),
-}
-
-impl Begun {
-    fn id(&self) -> &str {
-        match self {
-            Begun::Fresh { record, .. } | Begun::Found(record) => &record.id,
-        }
-    }
-}
-
-/// The single cancel's path from admission to a begun record, for `POST /v1/cancellations` and
-/// for each item of a batch alike: load is shed before anything is recorded or sent, the record
-/// and its first attempt are stored together on the driver's task (which sends it), and this
-/// waits for the ledger only until `deadline`. The record is `id`, an item of `batch_id` if any.
+/// The single cancel's start, for `POST /v1/cancellations` and for each item of a batch alike:
+/// the engine's [`Driver::begin`](cancelgate_engine::driver::Driver::begin) (admission, the record
+/// and its first attempt stored together, a wait bounded by `deadline`), its refusals answered
+/// here as problem documents located at the provider and reference. The record is `id`, an item
+/// of `batch_id` if any.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn begin_one(
     state: &AppState,
@@ -142,95 +125,53 @@ pub(crate) async fn begin_one(
     request_id: &RequestId,
     deadline: tokio::time::Instant,
 ) -> Result<Begun, ApiError> {
-    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
-    // Load is shed before anything is recorded or sent: nothing was attempted, and under
-    // overload the ledger must not be the next thing to fall over.
-    let admission = prepared
-        .entry
-        .guard
-        .admit_now()
-        .await
-        .map_err(|shed| shed_error(shed).with_target(prepared.entry.id(), prepared.request.reference.as_str()))?;
-
-    let now = OffsetDateTime::now_utc();
-    let new = NewCancellation {
+    let (provider, reference) = (prepared.entry.id().to_owned(), prepared.request.reference.as_str().to_owned());
+    let command = BeginCommand {
         id,
         client: client.name.clone(),
-        provider: prepared.entry.id().to_owned(),
-        account: prepared.account.name().to_owned(),
-        reference: prepared.request.reference.as_str().to_owned(),
         idempotency_key,
         fingerprint: body.fingerprint(),
-        request: stored_request(&prepared.request, request_id),
         metadata: json!(body.metadata.clone().unwrap_or_default()),
-        owner: state.driver.owner.to_string(),
-        now,
-        lease_until: now + state.driver.ledger.lease(),
         batch_id,
     };
-    let (provider, reference) = (prepared.entry.id().to_owned(), prepared.request.reference.as_str().to_owned());
-    let target = |e: ApiError| e.with_target(&provider, &reference);
-    // The record and its first attempt are stored together (the attempt is sent right after),
-    // on the driver's task: this request waits for it only until its deadline.
-    let started = state.driver.begin_and_drive(new, prepared, admission, request_id.clone());
-    let begin = match tokio::time::timeout_at(deadline, started.begun).await {
-        Ok(Ok(begun)) => begun.map_err(|e| target(ledger_error(e)))?,
-        Ok(Err(_)) => return Err(target(ApiError::internal("the task recording the request ended without a word"))),
-        // Not known to be recorded: a 202 would promise a record that may not exist.
-        Err(_) => return Err(target(ledger_too_slow(respond_within))),
-    };
-    match begin {
-        Begin::Fresh(record) => Ok(Begun::Fresh { record, early: started.early }),
-        Begin::Replay(record) | Begin::ReferenceNeedsReview(record) | Begin::ReferenceCancelled(record) => {
-            Ok(Begun::Found(record))
-        }
-        Begin::KeyInFlight => Err(target(ApiError::new(
+    let respond_within = Duration::from_millis(state.settings.limits.respond_within_ms);
+    state
+        .driver
+        .begin(prepared, command, request_id, deadline)
+        .await
+        .map_err(|e| begin_error(e, respond_within).with_target(&provider, &reference))
+}
+
+/// A command the engine did not begin, as its problem document (nothing was sent in any case).
+fn begin_error(error: BeginError, respond_within: Duration) -> ApiError {
+    match error {
+        BeginError::Shed(shed) => shed_error(shed),
+        BeginError::Ledger(e) => ledger_error(e),
+        BeginError::Lost => ApiError::internal("the task recording the request ended without a word"),
+        BeginError::TooSlow => ledger_too_slow(respond_within),
+        BeginError::KeyInFlight => ApiError::new(
             ErrorCode::RequestInProgress,
             "A request with this idempotency key is still being processed; retry later with the same key.",
-        ))
-        .with_retry_after(Duration::from_secs(1))),
-        Begin::KeyReused => {
+        )
+        .with_retry_after(Duration::from_secs(1)),
+        BeginError::KeyReused => {
             let mut e = ApiError::new(
                 ErrorCode::IdempotencyKeyReused,
                 "This idempotency key was used with another request body.",
             );
             e.param = Some("Idempotency-Key".to_owned());
-            Err(target(e))
+            e
         }
-        Begin::ReferenceBusy(record) => {
-            let mut e = target(ApiError::new(
+        BeginError::ReferenceBusy(record) => {
+            let mut e = ApiError::new(
                 ErrorCode::RequestInProgress,
                 "A cancellation of this reference is already in flight; its result is at the cancellation_id.",
-            ))
+            )
             .with_retry_after(Duration::from_secs(1));
             e.cancellation_id = Some(record.id);
-            Err(e)
+            e
         }
     }
-}
-
-/// The record to answer a fresh cancellation with, by `deadline`: final if the first attempt
-/// settled it in time, else as stored now (a 202 is honest: the record exists durably).
-pub(crate) async fn settle_one(
-    state: &AppState,
-    fresh: Record,
-    early: tokio::sync::oneshot::Receiver<Early>,
-    deadline: tokio::time::Instant,
-) -> Record {
-    let record = match tokio::time::timeout_at(deadline, early).await {
-        Ok(Ok(Early::Final(record))) => return *record,
-        // Going on in the background (or the driver lost the ledger): the record as stored now,
-        // if the ledger says so in time.
-        Ok(Ok(Early::Background)) | Ok(Err(_)) => tokio::time::timeout_at(deadline, state.driver.ledger.get(&fresh.id))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten(),
-        // Still in its first attempt, or waiting on the ledger to store its answer: nothing newer
-        // than the record as begun is stored.
-        Err(_) => None,
-    };
-    record.unwrap_or(fresh)
 }
 
 /// The deadline of a cancelling `POST` (one cancel or a batch). SPEC §12: a 202 goes out no
