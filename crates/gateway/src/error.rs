@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 
 use crate::failure::Failure;
 pub use crate::failure::UpstreamInfo;
-use crate::request_id;
 
 /// An error answer. Boxed: it travels through many `Result`s and is large.
 #[derive(Debug, Clone)]
@@ -165,7 +164,10 @@ impl ApiError {
             provider: self.provider.clone(),
             reference: self.reference.clone(),
             cancellation_id: self.cancellation_id.clone(),
-            request_id: self.request_id.clone().or_else(|| request_id::current().map(|id| id.as_str().to_owned())),
+            request_id: self
+                .request_id
+                .clone()
+                .or_else(|| cancelgate_engine::context::request_id().map(|id| id.as_str().to_owned())),
             upstream: self.upstream.clone(),
             param: self.param.clone(),
             replayed: self.replayed,

@@ -13,17 +13,6 @@ use cancelgate_engine::context::{self, RequestContext, TraceParent};
 pub use cancelgate_engine::context::{REQUEST_ID_HEADER as HEADER, RequestId};
 use http::HeaderValue;
 
-/// The id of the request being served on this task, if any.
-pub fn current() -> Option<RequestId> {
-    context::request_id()
-}
-
-/// Run `fut` (a task spawned for request `id`) with `id` as its request id; the current trace
-/// context and span follow it.
-pub fn scope<F: Future>(id: RequestId, fut: F) -> impl Future<Output = F::Output> {
-    context::follow(id, fut)
-}
-
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let headers = request.headers();
     let id = headers

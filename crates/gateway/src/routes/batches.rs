@@ -4,10 +4,9 @@
 //! batch reports item by item. Its status is computed from its items whenever it is answered,
 //! never stored (see `ledger/src/batch.rs`).
 //
-// TODO(events, SPEC §8/§10): once outcome events exist, `cancellation_batch.completed` is emitted
-// when the last item of a batch leaves `processing` — from the driver's final write of an item
-// whose record has a `batch_id` (and on resume), not from this handler, which may have answered
-// 202 long before. Nothing is emitted today.
+// `cancellation_batch.completed` (SPEC §8/§10) is not emitted here, which may have answered 202
+// long before: the ledger's event rule emits it in the transaction that ends a batch's last
+// item, or seals a batch whose items are all final already (`ledger/src/events.rs`).
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -32,7 +31,7 @@ use crate::driver::Begun;
 use crate::error::ApiError;
 use crate::extract::{Caller, IdempotencyKey, JsonBody};
 use crate::openapi::problems;
-use crate::request_id::{self, RequestId};
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -217,7 +216,7 @@ async fn record_items(
                     begin_one(&state, &client, &body, prepared, None, id, Some(batch_id), &request_id, deadline).await;
                 (planned, begun)
             };
-            tokio::spawn(request_id::scope(scope, task))
+            tokio::spawn(cancelgate_engine::context::follow(scope, task))
         })
         .collect();
     let mut begun = Vec::with_capacity(tasks.len());
