@@ -209,9 +209,10 @@ impl Db {
 
     /// Runs `work` in a write transaction and returns its value once the transaction is
     /// settled (see [`Decision`]). On PostgreSQL: its own `BEGIN` … `COMMIT` (READ COMMITTED;
-    /// constraints and row locks order concurrent writers). On SQLite: handed to the one writer
-    /// of this process, which groups the work of concurrent callers into one transaction, one
-    /// `COMMIT` (one fsync) for all of them.
+    /// constraints and row locks order concurrent writers). On SQLite: committed on the caller's
+    /// thread when the one writing connection is free, else handed to the writer thread, which
+    /// groups the work of concurrent callers into one transaction, one `COMMIT` (one fsync) for
+    /// all of them.
     ///
     /// Once handed over, the work runs to its end even if the caller stops waiting: a write is
     /// never left half-done, and the caller's answer is the only thing lost.
@@ -222,6 +223,21 @@ impl Db {
     {
         let result = match &self.conn {
             Conn::Sqlite { db, .. } => db.write(work).await,
+            Conn::Pg(pool) => self.pg_write(pool, work).await,
+        };
+        self.state.health.record(&result);
+        result
+    }
+
+    /// [`Db::write`] for work that may take long (a purge batch): on SQLite always the writer
+    /// thread's, never run on the caller's async worker.
+    pub(crate) async fn write_queued<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
+    {
+        let result = match &self.conn {
+            Conn::Sqlite { db, .. } => db.write_queued(work).await,
             Conn::Pg(pool) => self.pg_write(pool, work).await,
         };
         self.state.health.record(&result);

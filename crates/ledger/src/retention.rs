@@ -134,7 +134,8 @@ impl Ledger {
             let ids = serde_json::Value::Array(ids);
             total += self
                 .db
-                .write(move |mut tx| {
+                // A batch of deletes may take a while: never on the caller's async worker.
+                .write_queued(move |mut tx| {
                     Box::pin(async move {
                         let still = tx.fetch_all(RECHECK, args![cutoff, ids]).await?;
                         if still.is_empty() {

@@ -1,16 +1,17 @@
-//! The SQLite backend: one writer thread with group commit, and a few reader threads.
+//! The SQLite backend: one writing connection with group commit, and a few reader threads.
 //!
 //! SQLite runs one write transaction at a time, whatever the number of connections, and each
-//! `COMMIT` costs an fsync (`synchronous = FULL`). So instead of every caller taking its turn
-//! with a transaction of its own, one thread owns the only writing connection and takes the
-//! writes waiting in its queue together: `BEGIN IMMEDIATE`, each write inside a `SAVEPOINT` of
+//! `COMMIT` costs an fsync (`synchronous = FULL`). So there is one writing connection. A write
+//! that finds it free and nothing queued commits on its caller's thread, alone (no hand-off:
+//! at low load, two thread wake-ups per write cost more than the write). Otherwise it joins the
+//! queue of the writer thread, which takes the writes waiting there together: `BEGIN IMMEDIATE`, each write inside a `SAVEPOINT` of
 //! its own (so one that fails or undoes itself leaves the others alone), one `COMMIT`, then
 //! every caller is answered. Under load a commit carries many writes; alone, a write is its own
 //! transaction with no savepoint. Nothing is acknowledged before the `COMMIT` that holds it
 //! returned: if it fails, every write of the group is told so (nothing of them was stored).
 //!
-//! The connections are rusqlite's, driven synchronously on threads this module owns: a write is
-//! one hand-off to the writer and one back, however many statements it runs (sqlx's SQLite
+//! The connections are rusqlite's, driven synchronously: a queued write is one hand-off to the
+//! writer thread and one back, however many statements it runs (sqlx's SQLite
 //! driver hands every statement to a worker thread and back, which cost more than SQLite itself).
 //! Reads (replays included) go to reader threads beside the writer (WAL lets them run during a
 //! write). Migrations still run through sqlx (`Db::migrate`), on a connection of their own.
@@ -34,7 +35,7 @@ use tokio::sync::oneshot;
 
 use self::conn::{Role, open_connection, query};
 pub(crate) use self::conn::{execute, fetch_all, sqlite_error};
-use self::writer::{Typed, Work, run_checkpointer, run_writer};
+use self::writer::{NotHere, Typed, Work, Writing, run_checkpointer, run_writer};
 use crate::db::{Arg, BoxFuture, Decision, Tx};
 use crate::error::LedgerError;
 use crate::inline_reads::{INLINE_READERS, InlineReaders};
@@ -61,6 +62,8 @@ pub(crate) struct SqliteConfig {
 #[derive(Clone)]
 pub(crate) struct SqliteDb {
     writes: flume::Sender<WriterMessage>,
+    /// The writing connection: a write commits here, on its caller's thread, when it is free.
+    writing: Arc<Writing>,
     reads: flume::Sender<ReaderMessage>,
     readers: u32,
     /// Tried first by every read: no hand-off to a reader thread (`inline_reads.rs`).
@@ -108,8 +111,11 @@ impl SqliteDb {
         let checkpointer = open_connection(config, Role::Checkpointer)?;
         let (writes, queue) = flume::bounded(QUEUE);
         let (nudge, nudges) = flume::bounded(1);
-        spawn("cancelgate-ledger-writer", move || run_writer(writer, queue, nudge))?;
-        spawn("cancelgate-ledger-checkpointer", move || run_checkpointer(&checkpointer, &nudges))?;
+        let writing = Arc::new(Writing::new(writer, nudge, config.busy_timeout));
+        let on_thread = writing.clone();
+        spawn("cancelgate-ledger-writer", move || run_writer(&on_thread, queue))?;
+        let on_thread = writing.clone();
+        spawn("cancelgate-ledger-checkpointer", move || run_checkpointer(&checkpointer, &on_thread, &nudges))?;
         let readers = config.readers.clamp(1, MAX_READERS);
         let (reads, read_queue) = flume::unbounded::<ReaderMessage>();
         for n in 0..readers {
@@ -135,19 +141,53 @@ impl SqliteDb {
                 Ok(conn)
             })
             .collect::<Result<_, LedgerError>>()?;
-        Ok(SqliteDb { writes, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
+        Ok(SqliteDb { writes, writing, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
     }
 
-    /// Queues `work` for the writer and waits for its result, given once its transaction is
-    /// settled. Once queued it runs to its end even if the caller stops waiting.
+    /// Commits `work` and waits for its result, given once its transaction is settled: on this
+    /// thread if no other write holds the connection or waits for it (no hand-off), else queued
+    /// for the writer thread's next group. Once queued it runs to its end even if the caller stops
+    /// waiting.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
+        let (reply, mut answer) = oneshot::channel();
+        let work: Box<dyn Work> = Box::new(Typed { work, reply });
+        let work = if self.writes.is_empty() {
+            match self.writing.try_commit_here(work) {
+                // Answered already: the receiver is ready.
+                Ok(()) => return answer.try_recv().map_err(|_| LedgerError::Closed)?,
+                Err(NotHere::Closed(work)) => {
+                    work.refuse(LedgerError::Closed);
+                    return answer.await.map_err(|_| LedgerError::Closed)?;
+                }
+                Err(NotHere::Busy(work)) => work,
+            }
+        } else {
+            work
+        };
+        self.queue(work, answer).await
+    }
+
+    /// Queues `work` for the writer thread, never on the caller's thread: for a write that may
+    /// take long (a purge batch), which must not hold up an async worker.
+    pub(crate) async fn write_queued<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let message = WriterMessage::Write(Box::new(Typed { work, reply }));
-        self.writes.send_async(message).await.map_err(|_| LedgerError::Closed)?;
+        self.queue(Box::new(Typed { work, reply }), answer).await
+    }
+
+    async fn queue<T>(
+        &self,
+        work: Box<dyn Work>,
+        answer: oneshot::Receiver<Result<T, LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        self.writes.send_async(WriterMessage::Write(work)).await.map_err(|_| LedgerError::Closed)?;
         // The writer answers every write it takes, unless it stopped: then the ledger is closed.
         answer.await.map_err(|_| LedgerError::Closed)?
     }
@@ -189,4 +229,105 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), LedgerE
         .spawn(body)
         .map(drop)
         .map_err(|e| LedgerError::Unavailable(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread::ThreadId;
+
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> SqliteDb {
+        let config = SqliteConfig {
+            path: dir.path().join("ledger.db"),
+            busy_timeout: Duration::from_secs(5),
+            sync: SqliteSync::Normal,
+            readers: 1,
+        };
+        let db = SqliteDb::open(&config).unwrap();
+        db.writing.lock().as_ref().unwrap().execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        db
+    }
+
+    /// Inserts a row and says which thread ran the write.
+    async fn insert(db: &SqliteDb, n: i64) -> Result<(ThreadId, Option<String>), LedgerError> {
+        db.write(move |tx| {
+            Box::pin(async move {
+                let Tx::Sqlite(conn) = tx else { unreachable!("a SQLite write runs on a SQLite connection") };
+                conn.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(sqlite_error)?;
+                let me = thread::current();
+                Ok(Decision::Keep((me.id(), me.name().map(str::to_owned))))
+            })
+        })
+        .await
+    }
+
+    fn rows(dir: &tempfile::TempDir) -> i64 {
+        let conn = Connection::open(dir.path().join("ledger.db")).unwrap();
+        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_the_connection_free_a_write_commits_on_its_callers_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        for n in 0..3 {
+            let (ran_on, _) = insert(&db, n).await.unwrap();
+            assert_eq!(ran_on, thread::current().id(), "no hand-off when nothing else writes");
+        }
+        // Committed, not merely run: another connection sees every row.
+        assert_eq!(rows(&dir), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_the_connection_held_a_write_is_queued_for_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let held = db.writing.lock();
+        let write = tokio::spawn({
+            let db = db.clone();
+            async move { insert(&db, 1).await }
+        });
+        // The write must not wait for the mutex on this (the only) async thread: it queues.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!write.is_finished());
+        drop(held);
+        let (_, name) = write.await.unwrap().unwrap();
+        assert_eq!(name.as_deref(), Some("cancelgate-ledger-writer"));
+        assert_eq!(rows(&dir), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_file_locked_by_another_connection_never_stalls_the_callers_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let other = Connection::open(dir.path().join("ledger.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (n) VALUES (0);").unwrap();
+        let write = tokio::spawn({
+            let db = db.clone();
+            async move { insert(&db, 1).await }
+        });
+        // This thread keeps running while the write waits for the file's lock elsewhere.
+        let started = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "the async thread was stalled");
+        assert!(!write.is_finished());
+        other.execute_batch("COMMIT").unwrap();
+        let (_, name) = write.await.unwrap().unwrap();
+        assert_eq!(name.as_deref(), Some("cancelgate-ledger-writer"), "the busy write went to the writer thread");
+        assert_eq!(rows(&dir), 2);
+        // The connection got its busy timeout back: the next write commits here again.
+        let (ran_on, _) = insert(&db, 2).await.unwrap();
+        assert_eq!(ran_on, thread::current().id());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn once_closed_every_write_is_refused_wherever_it_would_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        insert(&db, 1).await.unwrap();
+        db.close().await;
+        assert!(matches!(insert(&db, 2).await, Err(LedgerError::Closed)));
+        assert_eq!(rows(&dir), 1);
+    }
 }

@@ -1,7 +1,16 @@
-//! The writer thread: group commit, a savepoint per write, every caller answered after the
-//! `COMMIT` that holds its write; and the checkpointer beside it.
+//! The writing connection: group commit, a savepoint per write, every caller answered after the
+//! `COMMIT` that holds its write; the writer thread that drains the queue, and the checkpointer
+//! beside it.
+//!
+//! The connection sits behind a mutex shared by the writer thread and the callers themselves
+//! (leader/follower): a write that finds the queue empty and the connection free commits on the
+//! caller's own thread, alone, with no hand-off. Only when another write holds the connection (or
+//! waits for it) does a write join the queue, which the writer thread drains in groups, one
+//! `COMMIT` for all. So at low load a write costs no thread wake-up at all, and under load the
+//! group commit is as before.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::Duration;
 
@@ -16,8 +25,9 @@ use crate::error::LedgerError;
 /// Writes in one transaction at most: bounds how long the file's write lock is held and how
 /// long the first write of a group waits for the last.
 const MAX_GROUP: usize = 256;
-/// At most one checkpoint per this long, while there are commits: each costs two fsyncs.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// At most one checkpoint per this long, while there are commits: each costs two fsyncs and a
+/// wake-up of its thread, and a page written many times in between is copied once.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A log this long (frames, ~4 KB each) that passive checkpoints never emptied (the writer never
 /// paused long enough to restart it) is emptied by one that waits for the writer: the log stays
 /// bounded under a write load that never stops.
@@ -79,10 +89,88 @@ where
     }
 }
 
-pub(super) fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMessage>, nudge: flume::Sender<()>) {
+/// The writing connection, shared by the writer thread and the callers that commit on their own
+/// thread; `None` once the ledger is closed.
+pub(super) struct Writing {
+    conn: Mutex<Option<Connection>>,
+    /// The writer thread has taken writes from the queue and waits for the connection: a caller
+    /// must not overtake it (a stream of callers committing alone would starve the queue).
+    draining: AtomicBool,
+    /// Set once the writing connection is closed: the checkpointer stops at its next nudge.
+    closed: AtomicBool,
+    /// Wakes the checkpointer after a commit. Never waits: one nudge pending is enough.
+    nudge: flume::Sender<()>,
+    busy_timeout: Duration,
+}
+
+/// Why a write was not committed on the caller's thread: it is handed back, to be queued.
+pub(super) enum NotHere {
+    /// Another write holds the connection or waits for it.
+    Busy(Box<dyn Work>),
+    /// The ledger is closed: nothing will run it.
+    Closed(Box<dyn Work>),
+}
+
+impl Writing {
+    pub(super) fn new(conn: Connection, nudge: flume::Sender<()>, busy_timeout: Duration) -> Writing {
+        Writing {
+            conn: Mutex::new(Some(conn)),
+            draining: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            nudge,
+            busy_timeout,
+        }
+    }
+
+    /// Commits `work` alone on this thread if nothing else writes now. Never waits: not for the
+    /// mutex, and not in SQLite's busy handler (another process holding the file's write lock
+    /// would stall an async worker, and every deadline on it), so a write that finds the file
+    /// busy is handed back to be queued, and the writer thread waits for the lock instead.
+    pub(super) fn try_commit_here(&self, work: Box<dyn Work>) -> Result<(), NotHere> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(NotHere::Busy(work));
+        }
+        let mut guard = match self.conn.try_lock() {
+            Ok(guard) => guard,
+            // A write that panicked cannot leave the connection in a state the next commit does
+            // not repair (an open transaction is rolled back first): the poison is ignored.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(NotHere::Busy(work)),
+        };
+        let Some(conn) = guard.as_mut() else { return Err(NotHere::Closed(work)) };
+        if conn.busy_timeout(Duration::ZERO).is_err() {
+            return Err(NotHere::Busy(work));
+        }
+        let begun = commit_group(conn, vec![work]);
+        // Restored before anyone else may use the connection: the writer thread waits for locks.
+        let restored = conn.busy_timeout(self.busy_timeout);
+        drop(guard);
+        match begun {
+            Ok(()) => {
+                let _ = self.nudge.try_send(());
+                if let Err(e) = restored {
+                    tracing::warn!(error = %e, "the ledger's writing connection lost its busy timeout");
+                }
+                Ok(())
+            }
+            Err((mut group, _)) => match group.pop() {
+                Some(work) => Err(NotHere::Busy(work)),
+                None => Ok(()),
+            },
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(super) fn run_writer(writing: &Writing, queue: flume::Receiver<WriterMessage>) {
     let mut closing = Vec::new();
     while closing.is_empty() {
         let Ok(first) = queue.recv() else { break };
+        writing.draining.store(true, Ordering::Release);
+        let mut guard = writing.lock();
         let mut group = Vec::new();
         for message in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
             match message {
@@ -90,20 +178,26 @@ pub(super) fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMess
                 WriterMessage::Close(done) => closing.push(done),
             }
             if group.len() == MAX_GROUP {
-                commit_group(&mut conn, std::mem::take(&mut group));
+                commit_or_refuse(guard.as_mut(), std::mem::take(&mut group));
             }
         }
         if !group.is_empty() {
-            commit_group(&mut conn, group);
+            commit_or_refuse(guard.as_mut(), group);
         }
-        // There is something to checkpoint. Never waits: one nudge pending is enough.
-        let _ = nudge.try_send(());
+        if !closing.is_empty()
+            && let Some(conn) = guard.take()
+            && let Err((_, e)) = conn.close()
+        {
+            tracing::warn!(error = %e, "closing the ledger's writing connection failed");
+        }
+        if !closing.is_empty() {
+            writing.closed.store(true, Ordering::Release);
+        }
+        drop(guard);
+        writing.draining.store(false, Ordering::Release);
+        let _ = writing.nudge.try_send(());
     }
-    // The checkpointer ends (and closes its connection) once it has done the last nudge.
-    drop(nudge);
-    if let Err((_, e)) = conn.close() {
-        tracing::warn!(error = %e, "closing the ledger's writing connection failed");
-    }
+    // The checkpointer ends (and closes its connection) at the nudge just sent.
     for done in closing {
         let _ = done.send(());
     }
@@ -119,13 +213,28 @@ pub(super) fn run_writer(mut conn: Connection, queue: flume::Receiver<WriterMess
     }
 }
 
-/// Checkpoints the log after commits, at most once per [`CHECKPOINT_EVERY`], until the writer
-/// is gone. A passive checkpoint never waits for the writer or a reader: it copies what it can.
-pub(super) fn run_checkpointer(conn: &Connection, nudges: &flume::Receiver<()>) {
+/// One group on the writer thread: a group whose transaction could not begin is refused whole.
+fn commit_or_refuse(conn: Option<&mut Connection>, group: Vec<Box<dyn Work>>) {
+    let Some(conn) = conn else {
+        for work in group {
+            work.refuse(LedgerError::Closed);
+        }
+        return;
+    };
+    if let Err((group, e)) = commit_group(conn, group) {
+        for work in group {
+            work.refuse(LedgerError::WriteFailed(e.clone()));
+        }
+    }
+}
+
+/// Checkpoints the log after commits, at most once per [`CHECKPOINT_EVERY`], until the ledger is
+/// closed. A passive checkpoint never waits for the writer or a reader: it copies what it can.
+pub(super) fn run_checkpointer(conn: &Connection, writing: &Writing, nudges: &flume::Receiver<()>) {
     let checkpoint = |mode: &str| {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get::<_, i64>(1)).map_err(sqlite_error)
     };
-    while nudges.recv().is_ok() {
+    while nudges.recv().is_ok() && !writing.closed.load(Ordering::Acquire) {
         match checkpoint("PASSIVE") {
             // Frames in the log, whether copied or not: the log only restarts from its beginning
             // when a checkpoint copied everything before the next write.
@@ -142,9 +251,11 @@ pub(super) fn run_checkpointer(conn: &Connection, nudges: &flume::Receiver<()>) 
 }
 
 /// One transaction for the whole group. A lone write needs no savepoint: its own `COMMIT` or
-/// `ROLLBACK` ends it.
-fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
-    metrics::histogram!(GROUP_SIZE).record(group.len() as f64);
+/// `ROLLBACK` ends it. A transaction that could not begin hands the group back, untouched.
+fn commit_group(
+    conn: &mut Connection,
+    group: Vec<Box<dyn Work>>,
+) -> Result<(), (Vec<Box<dyn Work>>, Arc<LedgerError>)> {
     // Prepared once per connection, like every statement of the ledger.
     let batch = |conn: &mut Connection, sql: &str| {
         conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| Arc::new(sqlite_error(e)))
@@ -155,11 +266,9 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
         let _ = conn.execute_batch("ROLLBACK");
     }
     if let Err(e) = batch(conn, "BEGIN IMMEDIATE") {
-        for work in group {
-            work.refuse(LedgerError::WriteFailed(e.clone()));
-        }
-        return;
+        return Err((group, e));
     }
+    metrics::histogram!(GROUP_SIZE).record(group.len() as f64);
     let grouped = group.len() > 1;
     let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
     // Set when the transaction itself broke: nothing of this group will be stored.
@@ -215,4 +324,5 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>) {
     for done in ran {
         (done.answer)(settled.clone());
     }
+    Ok(())
 }
