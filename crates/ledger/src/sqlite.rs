@@ -2,12 +2,13 @@
 //!
 //! SQLite runs one write transaction at a time, whatever the number of connections, and each
 //! `COMMIT` costs an fsync (`synchronous = FULL`). So there is one writing connection. A write
-//! that finds it free and nothing queued commits on its caller's thread, alone (no hand-off:
-//! at low load, two thread wake-ups per write cost more than the write). Otherwise it joins the
-//! queue of the writer thread, which takes the writes waiting there together: `BEGIN IMMEDIATE`, each write inside a `SAVEPOINT` of
-//! its own (so one that fails or undoes itself leaves the others alone), one `COMMIT`, then
-//! every caller is answered. Under load a commit carries many writes; alone, a write is its own
-//! transaction with no savepoint. Nothing is acknowledged before the `COMMIT` that holds it
+//! that finds it free and nothing queued commits on its caller's thread, alone (no hand-off: at
+//! low load, two thread wake-ups per write cost more than the write). Otherwise it joins the
+//! queue of the writer thread, which takes the writes waiting there together: `BEGIN IMMEDIATE`,
+//! each write inside a `SAVEPOINT` of its own (so one that fails or undoes itself leaves the
+//! others alone), one `COMMIT`, then every caller is answered. Under load a commit carries many
+//! writes; alone, a write is its own transaction with no savepoint. Nothing is acknowledged
+//! before the `COMMIT` that holds it
 //! returned: if it fails, every write of the group is told so (nothing of them was stored).
 //!
 //! The connections are rusqlite's, driven synchronously: a queued write is one hand-off to the
@@ -272,6 +273,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir);
         for n in 0..3 {
+            // Apart enough for the ledger to count as idle before each.
+            tokio::time::sleep(Duration::from_millis(2)).await;
             let (ran_on, _) = insert(&db, n).await.unwrap();
             assert_eq!(ran_on, thread::current().id(), "no hand-off when nothing else writes");
         }
@@ -279,6 +282,9 @@ mod tests {
         assert_eq!(rows(&dir), 3);
     }
 
+    // Holding the writing connection's mutex across awaits is the point: it stands for another
+    // write in progress, and the write under test must not wait for it on this one thread.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "current_thread")]
     async fn with_the_connection_held_a_write_is_queued_for_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
@@ -317,6 +323,7 @@ mod tests {
         assert_eq!(name.as_deref(), Some("cancelgate-ledger-writer"), "the busy write went to the writer thread");
         assert_eq!(rows(&dir), 2);
         // The connection got its busy timeout back: the next write commits here again.
+        tokio::time::sleep(Duration::from_millis(2)).await;
         let (ran_on, _) = insert(&db, 2).await.unwrap();
         assert_eq!(ran_on, thread::current().id());
     }

@@ -25,9 +25,10 @@ use crate::error::LedgerError;
 /// Writes in one transaction at most: bounds how long the file's write lock is held and how
 /// long the first write of a group waits for the last.
 const MAX_GROUP: usize = 256;
-/// At most one checkpoint per this long, while there are commits: each costs two fsyncs and a
-/// wake-up of its thread, and a page written many times in between is copied once.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// At most one checkpoint per this long, while there are commits: each costs two fsyncs. Longer
+/// lets the log grow (tens of MB a second under load) and makes each checkpoint a longer stall.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// A log this long (frames, ~4 KB each) that passive checkpoints never emptied (the writer never
 /// paused long enough to restart it) is emptied by one that waits for the writer: the log stays
 /// bounded under a write load that never stops.
@@ -103,6 +104,9 @@ pub(super) struct Writing {
     busy_timeout: Duration,
 }
 
+/// A group whose transaction could not begin, handed back untouched, and why.
+type NotBegun = (Vec<Box<dyn Work>>, Arc<LedgerError>);
+
 /// Why a write was not committed on the caller's thread: it is handed back, to be queued.
 pub(super) enum NotHere {
     /// Another write holds the connection or waits for it.
@@ -141,7 +145,7 @@ impl Writing {
         if conn.busy_timeout(Duration::ZERO).is_err() {
             return Err(NotHere::Busy(work));
         }
-        let begun = commit_group(conn, vec![work]);
+        let begun = commit_group(conn, vec![work], "caller");
         // Restored before anyone else may use the connection: the writer thread waits for locks.
         let restored = conn.busy_timeout(self.busy_timeout);
         drop(guard);
@@ -221,7 +225,7 @@ fn commit_or_refuse(conn: Option<&mut Connection>, group: Vec<Box<dyn Work>>) {
         }
         return;
     };
-    if let Err((group, e)) = commit_group(conn, group) {
+    if let Err((group, e)) = commit_group(conn, group, "writer") {
         for work in group {
             work.refuse(LedgerError::WriteFailed(e.clone()));
         }
@@ -252,10 +256,9 @@ pub(super) fn run_checkpointer(conn: &Connection, writing: &Writing, nudges: &fl
 
 /// One transaction for the whole group. A lone write needs no savepoint: its own `COMMIT` or
 /// `ROLLBACK` ends it. A transaction that could not begin hands the group back, untouched.
-fn commit_group(
-    conn: &mut Connection,
-    group: Vec<Box<dyn Work>>,
-) -> Result<(), (Vec<Box<dyn Work>>, Arc<LedgerError>)> {
+///
+/// `thread` says where it runs, for the group-size histogram: the caller's thread or the writer's.
+fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Work>>, thread: &'static str) -> Result<(), NotBegun> {
     // Prepared once per connection, like every statement of the ledger.
     let batch = |conn: &mut Connection, sql: &str| {
         conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(drop).map_err(|e| Arc::new(sqlite_error(e)))
@@ -268,7 +271,7 @@ fn commit_group(
     if let Err(e) = batch(conn, "BEGIN IMMEDIATE") {
         return Err((group, e));
     }
-    metrics::histogram!(GROUP_SIZE).record(group.len() as f64);
+    metrics::histogram!(GROUP_SIZE, "thread" => thread).record(group.len() as f64);
     let grouped = group.len() > 1;
     let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
     // Set when the transaction itself broke: nothing of this group will be stored.
