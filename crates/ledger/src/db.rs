@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::error::{LedgerError, Outage, redact_url};
-use crate::sqlite::{self, SqliteConfig, SqliteDb};
+use crate::sqlite::{self, Placement, SqliteConfig, SqliteDb};
 use crate::types::{Backend, LedgerOptions};
 
 mod codec;
@@ -221,12 +221,7 @@ impl Db {
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
-        let result = match &self.conn {
-            Conn::Sqlite { db, .. } => db.write(work).await,
-            Conn::Pg(pool) => self.pg_write(pool, work).await,
-        };
-        self.state.health.record(&result);
-        result
+        self.write_at(Placement::CallerIfFree, work).await
     }
 
     /// [`Db::write`] for work that may take long (a purge batch): on SQLite always the writer
@@ -236,8 +231,16 @@ impl Db {
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
+        self.write_at(Placement::WriterThread, work).await
+    }
+
+    async fn write_at<T, F>(&self, placement: Placement, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
+    {
         let result = match &self.conn {
-            Conn::Sqlite { db, .. } => db.write_queued(work).await,
+            Conn::Sqlite { db, .. } => db.write(placement, work).await,
             Conn::Pg(pool) => self.pg_write(pool, work).await,
         };
         self.state.health.record(&result);

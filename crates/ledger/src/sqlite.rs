@@ -8,12 +8,12 @@
 //! each write inside a `SAVEPOINT` of its own (so one that fails or undoes itself leaves the
 //! others alone), one `COMMIT`, then every caller is answered. Under load a commit carries many
 //! writes; alone, a write is its own transaction with no savepoint. Nothing is acknowledged
-//! before the `COMMIT` that holds it
-//! returned: if it fails, every write of the group is told so (nothing of them was stored).
+//! before the `COMMIT` that holds it returned: if it fails, every write of the group is told so
+//! (nothing of them was stored).
 //!
 //! The connections are rusqlite's, driven synchronously: a queued write is one hand-off to the
-//! writer thread and one back, however many statements it runs (sqlx's SQLite
-//! driver hands every statement to a worker thread and back, which cost more than SQLite itself).
+//! writer thread and one back, however many statements it runs (sqlx's SQLite driver hands
+//! every statement to a worker thread and back, which cost more than SQLite itself).
 //! Reads (replays included) go to reader threads beside the writer (WAL lets them run during a
 //! write). Migrations still run through sqlx (`Db::migrate`), on a connection of their own.
 //!
@@ -46,6 +46,16 @@ use crate::types::SqliteSync;
 const QUEUE: usize = 4_096;
 /// Reader threads at most: reads are short, and each connection keeps a page cache of its own.
 const MAX_READERS: u32 = 4;
+
+/// Where a write may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// On the caller's thread when the writing connection is free and nothing is queued.
+    CallerIfFree,
+    /// Always the writer thread's: for work that may take long (a purge batch), which must not
+    /// hold up an async worker.
+    WriterThread,
+}
 
 /// The histogram of writes per SQLite transaction (how much group commit saves).
 pub const GROUP_SIZE: &str = "cancelgate_ledger_writes_per_commit";
@@ -145,49 +155,25 @@ impl SqliteDb {
         Ok(SqliteDb { writes, writing, reads, readers, inline: Arc::new(InlineReaders::new(inline)) })
     }
 
-    /// Commits `work` and waits for its result, given once its transaction is settled: on this
-    /// thread if no other write holds the connection or waits for it (no hand-off), else queued
-    /// for the writer thread's next group. Once queued it runs to its end even if the caller stops
-    /// waiting.
-    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, LedgerError>
+    /// Commits `work` and waits for its result, given once its transaction is settled. With
+    /// [`Placement::CallerIfFree`]: on this thread if no other write holds the connection or
+    /// waits for it (no hand-off), else queued for the writer thread's next group. Once queued it
+    /// runs to its end even if the caller stops waiting.
+    pub(crate) async fn write<T, F>(&self, placement: Placement, work: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
         let (reply, mut answer) = oneshot::channel();
-        let work: Box<dyn Work> = Box::new(Typed { work, reply });
-        let work = if self.writes.is_empty() {
+        let mut work: Box<dyn Work> = Box::new(Typed { work, reply });
+        if placement == Placement::CallerIfFree && self.writes.is_empty() {
             match self.writing.try_commit_here(work) {
                 // Answered already: the receiver is ready.
                 Ok(()) => return answer.try_recv().map_err(|_| LedgerError::Closed)?,
-                Err(NotHere::Closed(work)) => {
-                    work.refuse(LedgerError::Closed);
-                    return answer.await.map_err(|_| LedgerError::Closed)?;
-                }
-                Err(NotHere::Busy(work)) => work,
+                Err(NotHere::Closed) => return Err(LedgerError::Closed),
+                Err(NotHere::Busy(handed_back)) => work = handed_back,
             }
-        } else {
-            work
-        };
-        self.queue(work, answer).await
-    }
-
-    /// Queues `work` for the writer thread, never on the caller's thread: for a write that may
-    /// take long (a purge batch), which must not hold up an async worker.
-    pub(crate) async fn write_queued<T, F>(&self, work: F) -> Result<T, LedgerError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel();
-        self.queue(Box::new(Typed { work, reply }), answer).await
-    }
-
-    async fn queue<T>(
-        &self,
-        work: Box<dyn Work>,
-        answer: oneshot::Receiver<Result<T, LedgerError>>,
-    ) -> Result<T, LedgerError> {
+        }
         self.writes.send_async(WriterMessage::Write(work)).await.map_err(|_| LedgerError::Closed)?;
         // The writer answers every write it takes, unless it stopped: then the ledger is closed.
         answer.await.map_err(|_| LedgerError::Closed)?
@@ -252,7 +238,7 @@ mod tests {
 
     /// Inserts a row and says which thread ran the write.
     async fn insert(db: &SqliteDb, n: i64) -> Result<(ThreadId, Option<String>), LedgerError> {
-        db.write(move |tx| {
+        db.write(Placement::CallerIfFree, move |tx| {
             Box::pin(async move {
                 let Tx::Sqlite(conn) = tx else { unreachable!("a SQLite write runs on a SQLite connection") };
                 conn.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(sqlite_error)?;
@@ -273,8 +259,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir);
         for n in 0..3 {
-            // Apart enough for the ledger to count as idle before each.
-            tokio::time::sleep(Duration::from_millis(2)).await;
             let (ran_on, _) = insert(&db, n).await.unwrap();
             assert_eq!(ran_on, thread::current().id(), "no hand-off when nothing else writes");
         }
@@ -323,7 +307,6 @@ mod tests {
         assert_eq!(name.as_deref(), Some("cancelgate-ledger-writer"), "the busy write went to the writer thread");
         assert_eq!(rows(&dir), 2);
         // The connection got its busy timeout back: the next write commits here again.
-        tokio::time::sleep(Duration::from_millis(2)).await;
         let (ran_on, _) = insert(&db, 2).await.unwrap();
         assert_eq!(ran_on, thread::current().id());
     }

@@ -28,7 +28,6 @@ const MAX_GROUP: usize = 256;
 /// At most one checkpoint per this long, while there are commits: each costs two fsyncs. Longer
 /// lets the log grow (tens of MB a second under load) and makes each checkpoint a longer stall.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
 /// A log this long (frames, ~4 KB each) that passive checkpoints never emptied (the writer never
 /// paused long enough to restart it) is emptied by one that waits for the writer: the log stays
 /// bounded under a write load that never stops.
@@ -112,7 +111,7 @@ pub(super) enum NotHere {
     /// Another write holds the connection or waits for it.
     Busy(Box<dyn Work>),
     /// The ledger is closed: nothing will run it.
-    Closed(Box<dyn Work>),
+    Closed,
 }
 
 impl Writing {
@@ -141,7 +140,7 @@ impl Writing {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(NotHere::Busy(work)),
         };
-        let Some(conn) = guard.as_mut() else { return Err(NotHere::Closed(work)) };
+        let Some(conn) = guard.as_mut() else { return Err(NotHere::Closed) };
         if conn.busy_timeout(Duration::ZERO).is_err() {
             return Err(NotHere::Busy(work));
         }
@@ -149,12 +148,12 @@ impl Writing {
         // Restored before anyone else may use the connection: the writer thread waits for locks.
         let restored = conn.busy_timeout(self.busy_timeout);
         drop(guard);
+        if let Err(e) = restored {
+            tracing::warn!(error = %e, "the ledger's writing connection lost its busy timeout");
+        }
         match begun {
             Ok(()) => {
                 let _ = self.nudge.try_send(());
-                if let Err(e) = restored {
-                    tracing::warn!(error = %e, "the ledger's writing connection lost its busy timeout");
-                }
                 Ok(())
             }
             Err((mut group, _)) => match group.pop() {
@@ -188,13 +187,12 @@ pub(super) fn run_writer(writing: &Writing, queue: flume::Receiver<WriterMessage
         if !group.is_empty() {
             commit_or_refuse(guard.as_mut(), group);
         }
-        if !closing.is_empty()
-            && let Some(conn) = guard.take()
-            && let Err((_, e)) = conn.close()
-        {
-            tracing::warn!(error = %e, "closing the ledger's writing connection failed");
-        }
         if !closing.is_empty() {
+            if let Some(conn) = guard.take()
+                && let Err((_, e)) = conn.close()
+            {
+                tracing::warn!(error = %e, "closing the ledger's writing connection failed");
+            }
             writing.closed.store(true, Ordering::Release);
         }
         drop(guard);
