@@ -96,7 +96,7 @@ pub(crate) async fn attempt(
     match entry.executor.send(entry.adapter.id(), http).await {
         Ok(mut response) => {
             response.body = scrub(response.body, prepared.account.secret_values());
-            Ok(AttemptResult::Answered { outcome: entry.adapter.classify_cancel(&response, context), response })
+            Ok(AttemptResult::answered(entry.adapter.classify_cancel(&response, context), response))
         }
         Err(error) => Ok(AttemptResult::NoAnswer(error)),
     }

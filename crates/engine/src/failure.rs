@@ -4,7 +4,7 @@
 //! in `routes/cancellations.rs`), added on every read, so a fresh answer, its replay and the
 //! record read back are one document.
 
-use cancelgate_core::{ErrorCode, HttpResponse, RefusalReason};
+use cancelgate_core::{ErrorCode, RefusalReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -15,12 +15,6 @@ pub struct UpstreamInfo {
     pub code: Option<String>,
     pub message: Option<String>,
     pub body: Value,
-}
-
-impl UpstreamInfo {
-    pub fn from_response(res: &HttpResponse, code: Option<String>, message: Option<String>) -> Self {
-        Self { status: res.status.as_u16(), code, message, body: res.body_for_record() }
-    }
 }
 
 /// A final refusal, or the evidence of a review (SPEC §3 `code`, `reason`, `detail`, `upstream`).

@@ -4,15 +4,31 @@
 use std::time::Duration;
 
 use cancelgate_core::{Effect, ErrorCode, HttpResponse, Outcome, TransportError, TransportErrorKind};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::failure::{Failure, UpstreamInfo};
 
 /// The result of one attempt: an answer the adapter classified, or no answer at all.
+// One per attempt, moved and never stored: boxing the answer would cost the common case an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AttemptResult {
-    Answered { outcome: Outcome, response: HttpResponse },
+    /// `body` is what the record keeps of the answer ([`HttpResponse::body_for_record`]), read
+    /// once by [`AttemptResult::answered`]: the attempt's row and the verdict's `upstream` share it.
+    Answered {
+        outcome: Outcome,
+        response: HttpResponse,
+        body: Value,
+    },
     NoAnswer(TransportError),
+}
+
+impl AttemptResult {
+    pub fn answered(outcome: Outcome, response: HttpResponse) -> Self {
+        let body = response.body_for_record();
+        Self::Answered { outcome, response, body }
+    }
 }
 
 /// What to do after an attempt.
@@ -58,21 +74,22 @@ impl Verdict {
                 upstream: None,
                 retry_after: None,
             }),
-            AttemptResult::Answered { outcome, response } => {
+            AttemptResult::Answered { outcome, response, body } => {
+                // Each outcome below takes the answer once: the body moves, it is not copied.
+                let status = response.status.as_u16();
+                let upstream = |code, message| UpstreamInfo { status, code, message, body };
                 match outcome {
-                    Outcome::Cancelled(c) => Verdict::Cancelled {
-                        cancelled_at: c.cancelled_at,
-                        upstream: Some(UpstreamInfo::from_response(&response, None, None)),
-                    },
-                    Outcome::Refused(r) => {
-                        Verdict::Refused(Failure::new(r.code, r.detail).with_reason(r.reason).with_upstream(Some(
-                            UpstreamInfo::from_response(&response, r.upstream_code, r.upstream_message),
-                        )))
+                    Outcome::Cancelled(c) => {
+                        Verdict::Cancelled { cancelled_at: c.cancelled_at, upstream: Some(upstream(None, None)) }
                     }
-                    Outcome::RateLimited { retry_after, upstream_message } => Verdict::RateLimited {
-                        retry_after,
-                        upstream: UpstreamInfo::from_response(&response, None, upstream_message),
-                    },
+                    Outcome::Refused(r) => Verdict::Refused(
+                        Failure::new(r.code, r.detail)
+                            .with_reason(r.reason)
+                            .with_upstream(Some(upstream(r.upstream_code, r.upstream_message))),
+                    ),
+                    Outcome::RateLimited { retry_after, upstream_message } => {
+                        Verdict::RateLimited { retry_after, upstream: upstream(None, upstream_message) }
+                    }
                     Outcome::NeedsReview { detail, upstream_code, upstream_message } => {
                         let detail = if detail.is_empty() {
                             "The provider's answer does not tell whether an earlier attempt of ours cancelled the reservation. An operator must check.".to_owned()
@@ -80,15 +97,16 @@ impl Verdict {
                             detail
                         };
                         // The answer is readable but decides nothing: "could not understand" (§3).
-                        Verdict::NeedsReview(Failure::new(ErrorCode::UpstreamError, detail).with_upstream(Some(
-                            UpstreamInfo::from_response(&response, upstream_code, upstream_message),
-                        )))
+                        Verdict::NeedsReview(
+                            Failure::new(ErrorCode::UpstreamError, detail)
+                                .with_upstream(Some(upstream(upstream_code, upstream_message))),
+                        )
                     }
                     Outcome::Fault(f) => Verdict::Unsettled(Unsettled {
                         ambiguous: f.effect == Effect::Unknown,
                         code: ErrorCode::UpstreamError,
                         retry_after: response.retry_after(),
-                        upstream: Some(UpstreamInfo::from_response(&response, f.upstream_code, f.upstream_message)),
+                        upstream: Some(upstream(f.upstream_code, f.upstream_message)),
                         detail: f.detail,
                     }),
                 }
@@ -129,7 +147,7 @@ mod tests {
 
     fn answered(outcome: Outcome, status: u16) -> Verdict {
         let response = HttpResponse::new(StatusCode::from_u16(status).unwrap(), r#"{"x":1}"#);
-        Verdict::of(AttemptResult::Answered { outcome, response })
+        Verdict::of(AttemptResult::answered(outcome, response))
     }
 
     #[test]

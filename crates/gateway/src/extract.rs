@@ -31,7 +31,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let content_type = check_content_type(request.headers());
         let body = Bytes::from_request(request, state).await.map_err(body_rejection)?;
         content_type?;
-        Ok(Self(body))
+        // A body that came in the same read as the request head is a slice of hyper's read
+        // buffer (8 KB), which hyper then replaces with a fresh one to watch the connection: held
+        // for the handler's life (a cancel waits on its provider), the slice would pin the old
+        // buffer, 8 KB per request in flight. An exact-size copy of a small body frees it.
+        Ok(Self(Bytes::copy_from_slice(&body)))
     }
 }
 

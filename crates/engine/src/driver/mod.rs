@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use cancelgate_core::{AttemptContext, ErrorCode};
 use cancelgate_ledger::{
     AttemptNo, AttemptResult as AttemptRecord, Begin, Final, FinalStatus, Ledger, LedgerError, NewCancellation, Record,
+    Status,
 };
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -103,8 +104,9 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Drive `job` until it is final, telling `early` (if any) as soon as the caller can be answered.
-    pub async fn run(&self, mut job: Job, mut early: Option<oneshot::Sender<Early>>) -> Result<Record, LedgerError> {
+    /// Drive `job` until it is final, telling `early` (if any) as soon as the caller can be answered;
+    /// the status it ended in.
+    pub async fn run(&self, mut job: Job, mut early: Option<oneshot::Sender<Early>>) -> Result<Status, LedgerError> {
         let entry = job.prepared.entry.clone();
         let policy = &entry.settings.retry;
         let lease = self.ledger.lease();
@@ -117,10 +119,7 @@ impl Driver {
                 .or_else(|| out_of_attempts(&job, &attempts).map(|verdict| self.finish_exhausted(&job, verdict)));
             if let Some(fin) = settled {
                 let record = self.ledger.finish(&job.record_id, &self.owner, fin).await?;
-                if let Some(tx) = early.take() {
-                    let _ = tx.send(Early::Final(Box::new(record.clone())));
-                }
-                return Ok(record);
+                return Ok(hand_over(early, record));
             }
         }
         loop {
@@ -179,10 +178,7 @@ impl Driver {
                         let fin = self.finish_exhausted(&job, exhausted(unsettled, job.ambiguous));
                         let record =
                             self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
-                        if let Some(tx) = early.take() {
-                            let _ = tx.send(Early::Final(Box::new(record.clone())));
-                        }
-                        return Ok(record);
+                        return Ok(hand_over(early, record));
                     } else {
                         self.ledger.finish_attempt(&job.record_id, n, answer).await?;
                         if let Some(tx) = early.take() {
@@ -200,10 +196,7 @@ impl Driver {
             // The answer that settles the record and the record's end: one commit.
             let fin = finish(&job, verdict);
             let record = self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
-            if let Some(tx) = early.take() {
-                let _ = tx.send(Early::Final(Box::new(record.clone())));
-            }
-            return Ok(record);
+            return Ok(hand_over(early, record));
         }
     }
 
@@ -347,7 +340,7 @@ impl Driver {
     async fn run_logged(&self, job: Job, early: Option<oneshot::Sender<Early>>) {
         let id = job.record_id.clone();
         match self.run(job, early).await {
-            Ok(record) => tracing::info!(cancellation_id = %id, status = %record.status, "cancellation final"),
+            Ok(status) => tracing::info!(cancellation_id = %id, %status, "cancellation final"),
             Err(LedgerError::LeaseLost { .. }) => {
                 tracing::info!(cancellation_id = %id, "another driver holds this cancellation")
             }
@@ -355,6 +348,15 @@ impl Driver {
                 "ledger failed while driving; the cancellation stays processing and is resumed once its lease expires"),
         }
     }
+}
+
+/// The final record to the request waiting for it, if one still is (moved, not copied); its status.
+fn hand_over(early: Option<oneshot::Sender<Early>>, record: Record) -> Status {
+    let status = record.status;
+    if let Some(tx) = early {
+        let _ = tx.send(Early::Final(Box::new(record)));
+    }
+    status
 }
 
 /// How soon a retry the budget refused asks again, and the longest it waits between two asks:

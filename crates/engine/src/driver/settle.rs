@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cancelgate_core::{AttemptContext, ErrorCode, HttpResponse, TransportErrorKind};
 use cancelgate_ledger::{AttemptResult as AttemptRecord, AttemptRow, Final, FinalStatus};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::Job;
@@ -49,7 +49,7 @@ pub(super) fn recorded_verdict(job: &Job, attempts: &[AttemptRow]) -> Option<Ver
     // `ambiguous` is recomputed from every attempt; the last one, settled, adds nothing to it.
     let context = AttemptContext { after_ambiguous: job.ambiguous };
     let outcome = job.prepared.entry.adapter.classify_cancel(&response, context);
-    match Verdict::of(AttemptResult::Answered { outcome, response }) {
+    match Verdict::of(AttemptResult::answered(outcome, response)) {
         Verdict::Unsettled(_) => None,
         settled => Some(settled),
     }
@@ -153,19 +153,26 @@ pub(super) fn attempt_record(result: &AttemptResult, latency: Duration) -> Attem
             body: None,
             error: Some(e.to_string()),
         },
-        AttemptResult::Answered { response, .. } => AttemptRecord {
+        AttemptResult::Answered { response, body, .. } => AttemptRecord {
             finished_at,
             latency_ms,
             outcome: outcome_of(result).as_str().to_owned(),
             http_status: Some(response.status.as_u16()),
-            body: Some(response.body_for_record()),
+            body: Some(body.clone()),
             error: None,
         },
     }
 }
 
-pub(super) fn snapshot(upstream: &Option<UpstreamInfo>) -> Option<Value> {
-    upstream.as_ref().map(|u| json!({"status": u.status, "body": u.body}))
+/// The record's `upstream`: `{"status", "body"}` of the provider's answer. Built by hand, not with
+/// `json!`, which would re-serialize the body into a copy of itself.
+pub(super) fn snapshot(upstream: Option<UpstreamInfo>) -> Option<Value> {
+    upstream.map(|u| {
+        let mut snapshot = serde_json::Map::new();
+        snapshot.insert("status".to_owned(), u.status.into());
+        snapshot.insert("body".to_owned(), u.body);
+        Value::Object(snapshot)
+    })
 }
 
 /// The final state a verdict gives.
@@ -176,7 +183,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             status: FinalStatus::Cancelled,
             cancelled_at: Some(cancelled_at.unwrap_or(now)),
             error: None,
-            upstream: snapshot(&upstream),
+            upstream: snapshot(upstream),
             http_status: 200,
             now,
             recheck_at: None,
@@ -187,7 +194,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             Final {
                 status: FinalStatus::NeedsReview,
                 cancelled_at: None,
-                upstream: snapshot(&failure.upstream),
+                upstream: snapshot(failure.upstream.clone()),
                 error: Some(failure.to_stored()),
                 http_status: 202,
                 now,
@@ -197,7 +204,10 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
         Verdict::RateLimited { retry_after, upstream } => {
             // Kept beside the answer so every answer of the record sends the provider's `Retry-After`.
             let retry_after_s = retry_after.map_or(1, |d| d.as_secs().max(1));
-            let snapshot = json!({"status": upstream.status, "body": upstream.body, "retry_after_s": retry_after_s});
+            let mut snapshot = snapshot(Some(upstream.clone()));
+            if let Some(Value::Object(fields)) = &mut snapshot {
+                fields.insert("retry_after_s".to_owned(), retry_after_s.into());
+            }
             let failure = Failure::new(ErrorCode::RateLimited, "The provider's quota is exhausted.")
                 .with_upstream(Some(upstream));
             Final {
@@ -205,7 +215,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
                 cancelled_at: None,
                 http_status: 429,
                 error: Some(failure.to_stored()),
-                upstream: Some(snapshot),
+                upstream: snapshot,
                 now,
                 recheck_at: None,
             }
@@ -214,7 +224,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             status: FinalStatus::Failed,
             cancelled_at: None,
             http_status: failure.code.http_status(),
-            upstream: snapshot(&failure.upstream),
+            upstream: snapshot(failure.upstream.clone()),
             error: Some(failure.to_stored()),
             now,
             recheck_at: None,

@@ -24,6 +24,15 @@ pub struct UpstreamSnapshot {
     pub body: serde_json::Value,
 }
 
+impl UpstreamSnapshot {
+    /// The record's stored `upstream` (`{"status", "body", …}`), read with one copy of the body
+    /// (`serde_json::from_value` of a clone would rebuild it twice). `None` when it is not that shape.
+    pub fn of_stored(stored: &serde_json::Value) -> Option<Self> {
+        let status = u16::try_from(stored.get("status")?.as_u64()?).ok()?;
+        Some(Self { status, body: stored.get("body")?.clone() })
+    }
+}
+
 /// The Cancellation object.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Cancellation {

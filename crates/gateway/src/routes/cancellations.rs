@@ -228,7 +228,7 @@ fn shed_error(shed: Shed) -> ApiError {
 /// The Cancellation object of a record.
 pub fn cancellation(record: &Record, replayed: bool) -> Cancellation {
     let metadata: BTreeMap<String, String> = serde_json::from_value(record.metadata.clone()).unwrap_or_default();
-    let upstream = record.upstream.clone().and_then(|u| serde_json::from_value::<UpstreamSnapshot>(u).ok());
+    let upstream = record.upstream.as_ref().and_then(UpstreamSnapshot::of_stored);
     Cancellation {
         id: record.id.clone(),
         object: "cancellation",

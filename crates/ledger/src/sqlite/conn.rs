@@ -80,7 +80,10 @@ fn to_sql(arg: Arg) -> SqlValue {
         Arg::Int(v) => v.map_or(SqlValue::Null, SqlValue::Integer),
         Arg::Bool(v) => SqlValue::Integer(i64::from(v)),
         Arg::Time(v) => text(v.map(time_text)),
-        Arg::Json(v) => text(v.map(|v| v.to_string())),
+        // `serde_json::to_string` writes straight into the string; `Value`'s `Display` (which
+        // `to_string()` would use) goes through a formatter call per token. It cannot fail for a
+        // `Value` (its keys are strings): the fallback is never taken.
+        Arg::Json(v) => text(v.map(|v| serde_json::to_string(&v).unwrap_or_else(|_| v.to_string()))),
     }
 }
 
