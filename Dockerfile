@@ -4,9 +4,10 @@
 # run with PostgreSQL and the provider simulators: `docker compose up` (docker-compose.yml).
 
 FROM rust:1.95-slim-bookworm AS builder
-# aws-lc (rustls' crypto) builds with cmake; SQLite is compiled in (bundled).
+# aws-lc (rustls' crypto) builds with cmake; SQLite is compiled in (bundled); jemalloc, the
+# binary's allocator, builds with make.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake perl \
+ && apt-get install -y --no-install-recommends cmake perl make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

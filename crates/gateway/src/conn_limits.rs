@@ -15,6 +15,7 @@
 //!   connection until the process stops. HTTP/2 with prior knowledge (h2c) is served by the same
 //!   loop under the same limits ([`serve_draining`]), and the loop drains on SIGTERM ([`Drain`]).
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +30,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
@@ -58,6 +59,21 @@ impl ConnLimits {
             shutdown_grace: Duration::from_millis(limits.shutdown_grace_ms),
         }
     }
+}
+
+/// Connections the kernel completes and queues for the accept loop while it is busy (capped by
+/// `net.core.somaxconn`). `TcpListener::bind` asks for 1,024: a burst of thousands of callers
+/// (bench/inflight's 10,000) overflowed it, and each dropped handshake cost its caller a SYN
+/// retransmission of one second or more, or a timeout.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// The gateway's listening socket: as `TcpListener::bind` makes it (`SO_REUSEADDR`, so a restart
+/// does not wait for the old process's `TIME_WAIT`s), with a deeper accept queue.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Serve `app` on `listener` with the connection limits, until `shutdown` completes; then stop
@@ -382,4 +398,30 @@ impl hyper::body::Body for DeadlineBody {
 /// Middleware: the request body must be read in full within `within` of the request head.
 pub async fn body_deadline(State(within): State<Duration>, request: Request, next: Next) -> Response {
     next.run(request.map(|body| Body::new(DeadlineBody::new(body, within)))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+
+    use super::listen;
+
+    /// A restarted gateway binds its port at once, though the connections its predecessor closed
+    /// still sit in `TIME_WAIT` on it (a plain bind, without `SO_REUSEADDR`, is refused).
+    #[tokio::test]
+    async fn a_restart_binds_the_port_its_predecessor_left_in_time_wait() {
+        let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = first.accept().await.unwrap();
+        // The server closes first: its side of the connection goes to TIME_WAIT.
+        drop(server_side);
+        let mut buf = [0u8; 1];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0, "the server closed");
+        drop(client);
+        drop(first);
+        let again = listen(addr).expect("the port is bound again at once");
+        assert_eq!(again.local_addr().unwrap(), addr);
+    }
 }

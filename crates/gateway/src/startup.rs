@@ -84,8 +84,7 @@ impl Application {
             Some(dispatcher)
         };
         crate::webhooks::metrics::register(&webhooks);
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = crate::conn_limits::listen(settings.listen)
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let providers: Vec<&'static str> = registry.entries().map(|e| e.id()).collect();
