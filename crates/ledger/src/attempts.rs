@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::db::{Decision, Tx, args, normalize_time};
 use crate::error::LedgerError;
-use crate::rows::{record_from_row, records_by_age, to_u32};
+use crate::rows::{Written, record_from_row, record_from_written_row, records_by_age, to_u32};
 use crate::timer::Timer;
 use crate::types::{AttemptNo, AttemptResult, Backend, Final, Record, Status};
 use crate::{Ledger, SENT, events, sql};
@@ -221,6 +222,11 @@ async fn finish_attempt_in(
 /// `false` for a repeat that found it ended so already.
 async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result<(Record, bool), LedgerError> {
     let status = Status::from(fin.status);
+    let written = Written {
+        error: Some(fin.error.clone().unwrap_or(Value::Null)),
+        upstream: Some(fin.upstream.clone().unwrap_or(Value::Null)),
+        ..Written::default()
+    };
     let row = tx
         .fetch_optional(
             sql::FINISH,
@@ -238,7 +244,7 @@ async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result
         )
         .await?;
     if let Some(row) = row {
-        return Ok((record_from_row(&row)?, true));
+        return Ok((record_from_written_row(&row, written)?, true));
     }
     match tx.fetch_optional(sql::SELECT_RECORD, args![id]).await? {
         None => Err(LedgerError::NotFound { id: id.to_owned() }),

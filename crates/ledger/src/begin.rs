@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::db::{Decision, Row, Tx, args, normalize_time};
 use crate::error::{self, LedgerError};
-use crate::rows::record_from_row;
+use crate::rows::{Written, record_from_row, record_from_written_row};
 use crate::timer::Timer;
 use crate::types::{Begin, NewCancellation, Record, Status};
 use crate::{Ledger, sql};
@@ -118,7 +118,9 @@ async fn try_begin(
         )
         .await?;
     if let Some(row) = inserted {
-        let record = record_from_row(&row)?;
+        let written =
+            Written { request: Some(new.request.clone()), metadata: Some(new.metadata.clone()), ..Written::default() };
+        let record = record_from_written_row(&row, written)?;
         if start_attempt {
             tx.execute(sql::INSERT_ATTEMPT, args![&new.id, attempts, &new.owner, now]).await?;
         }

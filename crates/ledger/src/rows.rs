@@ -1,5 +1,7 @@
 //! Row mapping: a stored row as the ledger's types.
 
+use serde_json::Value;
+
 use crate::db::Row;
 use crate::error::LedgerError;
 use crate::types::{AttemptRow, Record, Resolution, Status};
@@ -20,6 +22,31 @@ pub(crate) fn records_by_age(rows: Vec<Row>) -> Result<Vec<Record>, LedgerError>
 }
 
 pub(crate) fn record_from_row(row: &Row) -> Result<Record, LedgerError> {
+    record_from_written_row(row, Written::default())
+}
+
+/// JSON columns the statement that returned a row has just written, taken as given rather than
+/// parsed back from the row (a provider's answer is the bulk of a record: parsing it again
+/// cost more than the copy). `Some(value)`: written (`Value::Null` for SQL NULL, as the ledger
+/// stores a JSON null); `None`: read from the row.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) request: Option<Value>,
+    pub(crate) metadata: Option<Value>,
+    pub(crate) error: Option<Value>,
+    pub(crate) upstream: Option<Value>,
+}
+
+/// The column as it reads back: given, or parsed from the row.
+fn written_json(row: &Row, column: &str, given: Option<Value>) -> Result<Option<Value>, LedgerError> {
+    match given {
+        Some(value) => Ok(Some(value).filter(|v| !v.is_null())),
+        None => row.opt_json(column),
+    }
+}
+
+/// A record from a row, with the JSON columns `written` holds taken as given.
+pub(crate) fn record_from_written_row(row: &Row, written: Written) -> Result<Record, LedgerError> {
     let status = row.text("status")?;
     Ok(Record {
         id: row.text("id")?,
@@ -30,13 +57,13 @@ pub(crate) fn record_from_row(row: &Row) -> Result<Record, LedgerError> {
         status: Status::parse(&status).ok_or_else(|| LedgerError::Corrupt(format!("status {status:?}")))?,
         idempotency_key: row.opt_text("idempotency_key")?,
         fingerprint: row.text("fingerprint")?,
-        request: row.json("request")?,
-        metadata: row.json("metadata")?,
+        request: Row::required("request", written_json(row, "request", written.request)?)?,
+        metadata: Row::required("metadata", written_json(row, "metadata", written.metadata)?)?,
         attempts: to_u32("attempts", row.int("attempts")?)?,
         ambiguous: row.bool("ambiguous")?,
         cancelled_at: row.opt_time("cancelled_at")?,
-        error: row.opt_json("error")?,
-        upstream: row.opt_json("upstream")?,
+        error: written_json(row, "error", written.error)?,
+        upstream: written_json(row, "upstream", written.upstream)?,
         http_status: row.opt_int("http_status")?.map(|v| to_u16("http_status", v)).transpose()?,
         lease_owner: row.opt_text("lease_owner")?,
         lease_until: row.opt_time("lease_until")?,

@@ -13,7 +13,7 @@ use cancelgate_ledger::{
     NewCancellation, Record, Resolve, Resolved, ResolvedStatus, Status,
 };
 use cancelgate_ledger::{BatchBegin, ItemEnd, NewBatch};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::Connection as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -142,6 +142,7 @@ backend_tests!(
     times_and_json_round_trip,
     begin_with_attempt_starts_the_first_attempt_with_the_record,
     finish_with_attempt_stores_the_answer_and_the_end_together,
+    the_record_a_write_returns_is_the_record_read_back,
     concurrent_writes_that_fail_leave_the_others_stored,
     replays_are_answered_from_what_is_stored,
     batch_and_items_are_stored_before_any_item_is_recorded,
@@ -885,6 +886,35 @@ async fn finish_with_attempt_stores_the_answer_and_the_end_together(t: Env) {
     let Begin::Fresh(_) = l.begin_with_attempt(new("can_3", "res_3")).await.unwrap() else { panic!("expected Fresh") };
     let review = l.finish_with_attempt("can_3", A, 1, outcome(AMBIGUOUS, t1), needs_review(t1)).await.unwrap();
     assert_eq!((review.status, review.ambiguous), (Status::NeedsReview, true));
+}
+
+/// `begin_with_attempt` and `finish` answer with the JSON they wrote rather than parsing it back
+/// from the row: what they return must be exactly what a read returns, whatever the provider said.
+async fn the_record_a_write_returns_is_the_record_read_back(t: Env) {
+    let l = &t.ledger;
+    let body = json!({
+        "status": "cancelled", "amount": 12.5, "tiny": 1e-7, "big": 18446744073709551615u64, "neg": -9007199254740993i64,
+        "text": "caf\u{e9} \u{1f697} \"quoted\" \\ tab\t line\n", "empty": {}, "list": [null, true, 0, [], {"a": null}],
+        "null": null
+    });
+    let mut n = new("can_1", "res_1");
+    n.metadata = json!({"note": "\u{e9}t\u{e9} \u{1f600}", "k": "v"});
+    let Begin::Fresh(begun) = l.begin_with_attempt(n).await.unwrap() else { panic!("expected Fresh") };
+    assert_eq!(l.get("can_1").await.unwrap(), Some(begun));
+    let t1 = T0 + secs(1);
+    let answer = AttemptResult { body: Some(body.clone()), ..outcome("cancelled", t1) };
+    let mut fin = cancelled(t1);
+    fin.upstream = Some(json!({"status": 200, "body": body}));
+    let done = l.finish_with_attempt("can_1", A, 1, answer, fin).await.unwrap();
+    assert_eq!(done.upstream.as_ref().and_then(|u| u.get("body")), Some(&body));
+    assert_eq!(l.get("can_1").await.unwrap(), Some(done));
+    // A JSON null written is no value read back, on the returned record as on the stored one.
+    let Begin::Fresh(_) = l.begin_with_attempt(new("can_2", "res_2")).await.unwrap() else { panic!("expected Fresh") };
+    let mut fin = failed(t1);
+    fin.upstream = Some(Value::Null);
+    let done = l.finish_with_attempt("can_2", A, 1, outcome("refused", t1), fin).await.unwrap();
+    assert_eq!(done.upstream, None);
+    assert_eq!(l.get("can_2").await.unwrap(), Some(done));
 }
 
 /// Writes run together (on SQLite, grouped into one transaction): those that fail or undo

@@ -163,7 +163,7 @@ impl Row {
         }
     }
 
-    fn required<T>(column: &str, value: Option<T>) -> Result<T, LedgerError> {
+    pub(crate) fn required<T>(column: &str, value: Option<T>) -> Result<T, LedgerError> {
         value.ok_or_else(|| LedgerError::Corrupt(format!("column {column}: unexpected NULL")))
     }
 

@@ -117,7 +117,7 @@ pub(super) fn query(conn: &Connection, sql: &str, args: Vec<Arg>) -> Result<Vec<
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let values = (0..columns.len()).map(|i| row.get::<_, SqlValue>(i)).collect::<Result<_, _>>()?;
-            out.push(SqliteRow { columns: columns.clone(), values });
+            out.push(SqliteRow::new(columns.clone(), values));
         }
         Ok(out)
     };
