@@ -239,9 +239,12 @@ impl Db {
         T: Send + 'static,
         F: for<'c> FnOnce(Tx<'c>) -> BoxFuture<'c, Result<Decision<T>, LedgerError>> + Send + 'static,
     {
+        // PostgreSQL's branches are boxed, here and in the reads below: sqlx's futures are
+        // ~1.3 KB, and inline they would size every ledger call's future (and the task of every
+        // cancel in flight that awaits one) on SQLite too, where the branch is ~200 bytes.
         let result = match &self.conn {
             Conn::Sqlite { db, .. } => db.write(placement, work).await,
-            Conn::Pg(pool) => self.pg_write(pool, work).await,
+            Conn::Pg(pool) => Box::pin(self.pg_write(pool, work)).await,
         };
         self.state.health.record(&result);
         result
@@ -265,20 +268,26 @@ impl Db {
     pub(crate) async fn fetch_all(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Vec<Row>, LedgerError> {
         Ok(match &self.conn {
             Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().map(Row::Sqlite).collect(),
-            Conn::Pg(pool) => {
+            Conn::Pg(pool) => Box::pin(async {
                 let mut conn = self.pg_acquire(pool).await?;
-                bind_pg(sql.pg, args).fetch_all(&mut *conn).await?.into_iter().map(Row::Pg).collect()
-            }
+                Ok::<_, LedgerError>(bind_pg(sql.pg, args).fetch_all(&mut *conn).await?)
+            })
+            .await?
+            .into_iter()
+            .map(Row::Pg)
+            .collect(),
         })
     }
 
     pub(crate) async fn fetch_optional(&self, sql: Sql<'_>, args: Vec<Arg>) -> Result<Option<Row>, LedgerError> {
         Ok(match &self.conn {
             Conn::Sqlite { db, .. } => db.read(sql.sqlite, args).await?.into_iter().next().map(Row::Sqlite),
-            Conn::Pg(pool) => {
+            Conn::Pg(pool) => Box::pin(async {
                 let mut conn = self.pg_acquire(pool).await?;
-                bind_pg(sql.pg, args).fetch_optional(&mut *conn).await?.map(Row::Pg)
-            }
+                Ok::<_, LedgerError>(bind_pg(sql.pg, args).fetch_optional(&mut *conn).await?)
+            })
+            .await?
+            .map(Row::Pg),
         })
     }
 
@@ -291,10 +300,13 @@ impl Db {
                     .next()
                     .ok_or_else(|| LedgerError::Corrupt(format!("no row from {:?}", sql.sqlite)))?,
             ),
-            Conn::Pg(pool) => {
-                let mut conn = self.pg_acquire(pool).await?;
-                Row::Pg(bind_pg(sql.pg, args).fetch_one(&mut *conn).await?)
-            }
+            Conn::Pg(pool) => Row::Pg(
+                Box::pin(async {
+                    let mut conn = self.pg_acquire(pool).await?;
+                    Ok::<_, LedgerError>(bind_pg(sql.pg, args).fetch_one(&mut *conn).await?)
+                })
+                .await?,
+            ),
         })
     }
 
@@ -321,12 +333,11 @@ impl Db {
                 self.write(move |mut tx| Box::pin(async move { tx.execute(sql, args).await.map(Decision::Keep) })).await
             }
             Conn::Pg(pool) => {
-                let result = match self.pg_acquire(pool).await {
-                    Ok(mut conn) => {
-                        bind_pg(sql.pg, args).execute(&mut *conn).await.map(|r| r.rows_affected()).map_err(Into::into)
-                    }
-                    Err(e) => Err(e),
-                };
+                let result = Box::pin(async {
+                    let mut conn = self.pg_acquire(pool).await?;
+                    bind_pg(sql.pg, args).execute(&mut *conn).await.map(|r| r.rows_affected()).map_err(Into::into)
+                })
+                .await;
                 self.state.health.record(&result);
                 result
             }
