@@ -118,7 +118,7 @@ impl Driver {
                 .map(|verdict| finish(&job, verdict))
                 .or_else(|| out_of_attempts(&job, &attempts).map(|verdict| self.finish_exhausted(&job, verdict)));
             if let Some(fin) = settled {
-                let record = self.ledger.finish(&job.record_id, &self.owner, fin).await?;
+                let record = Box::pin(self.ledger.finish(&job.record_id, &self.owner, fin)).await?;
                 return Ok(hand_over(early, record));
             }
         }
@@ -177,7 +177,8 @@ impl Driver {
                     if job.round_attempts() >= policy.max_attempts || repeat_unsafe {
                         let fin = self.finish_exhausted(&job, exhausted(unsettled, job.ambiguous));
                         let record =
-                            self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
+                            Box::pin(self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin))
+                                .await?;
                         return Ok(hand_over(early, record));
                     } else {
                         self.ledger.finish_attempt(&job.record_id, n, answer).await?;
@@ -195,7 +196,10 @@ impl Driver {
             };
             // The answer that settles the record and the record's end: one commit.
             let fin = finish(&job, verdict);
-            let record = self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin).await?;
+            // Boxed: the answer and the end it stores make this the largest of `run`'s waits, and
+            // inline it would size this future (alive for the whole cancel, mostly waiting on the
+            // provider) by it.
+            let record = Box::pin(self.ledger.finish_with_attempt(&job.record_id, &self.owner, n, answer, fin)).await?;
             return Ok(hand_over(early, record));
         }
     }
@@ -306,28 +310,34 @@ impl Driver {
         let (begun_tx, begun) = oneshot::channel();
         let (early_tx, early) = oneshot::channel();
         let driver = self.clone();
+        // `new` boxed: the task keeps what it captured for its whole life, a cancel's wait on its
+        // provider included.
+        let new = Box::new(new);
         tokio::spawn(context::follow(request_id, async move {
-            let fresh = match driver.ledger.begin_with_attempt(new).await {
-                Ok(Begin::Fresh(record)) => record,
-                // Nothing to drive; the admission is dropped unused (nothing was sent).
-                other => {
-                    let _ = begun_tx.send(other);
-                    return;
-                }
+            // In a block of its own, so the begun record (~0.5 KB) is not kept across the drive.
+            let (job, waiting) = {
+                let fresh = match driver.ledger.begin_with_attempt(*new).await {
+                    Ok(Begin::Fresh(record)) => record,
+                    // Nothing to drive; the admission is dropped unused (nothing was sent).
+                    other => {
+                        let _ = begun_tx.send(other);
+                        return;
+                    }
+                };
+                prepared.entry.guard.deposit();
+                let job = Job {
+                    prepared,
+                    record_id: fresh.id.clone(),
+                    attempts: fresh.attempts,
+                    // The attempt just started is the first: nothing before it may have reached the provider.
+                    ambiguous: false,
+                    admission: Some(admission),
+                    started: Some(fresh.attempts),
+                    round_start: 0,
+                    rechecks: 0,
+                };
+                (job, begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok())
             };
-            prepared.entry.guard.deposit();
-            let job = Job {
-                prepared,
-                record_id: fresh.id.clone(),
-                attempts: fresh.attempts,
-                // The attempt just started is the first: nothing before it may have reached the provider.
-                ambiguous: false,
-                admission: Some(admission),
-                started: Some(fresh.attempts),
-                round_start: 0,
-                rechecks: 0,
-            };
-            let waiting = begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok();
             if !waiting {
                 tracing::warn!(cancellation_id = %job.record_id,
                     "recorded after the request stopped waiting for the ledger; driving it all the same");

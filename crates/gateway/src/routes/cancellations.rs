@@ -95,17 +95,23 @@ pub async fn create(
 
     let id = format!("can_{}", ulid::Ulid::new());
     let key = key.map(|k| k.as_str().to_owned());
-    let begun = begin_one(&state, &client, &body, prepared, key, id, None, &request_id.0, deadline).await;
-    let begun = begun.inspect_err(|e| {
-        if let Some(id) = &e.cancellation_id {
-            telemetry::record("cancellation_id", id);
+    // Boxed, and the begun record moved into the settle before its wait: this future lives as long
+    // as the cancel (mostly waiting on the provider), so what it holds only at the start is not
+    // kept in it for the whole wait.
+    let begun = Box::pin(begin_one(&state, &client, &body, prepared, key, id, None, &request_id.0, deadline)).await;
+    let settling = {
+        let begun = begun.inspect_err(|e| {
+            if let Some(id) = &e.cancellation_id {
+                telemetry::record("cancellation_id", id);
+            }
+        })?;
+        telemetry::record("cancellation_id", begun.id());
+        match begun {
+            Begun::Found(record) => return Ok(render(&record, true)),
+            Begun::Fresh { record, early } => state.driver.settle(record, early, deadline),
         }
-    })?;
-    telemetry::record("cancellation_id", begun.id());
-    match begun {
-        Begun::Found(record) => Ok(render(&record, true)),
-        Begun::Fresh { record, early } => Ok(render(&state.driver.settle(record, early, deadline).await, false)),
-    }
+    };
+    Ok(render(&settling.await, false))
 }
 
 /// The single cancel's start, for `POST /v1/cancellations` and for each item of a batch alike:
