@@ -118,7 +118,12 @@ pub fn text_message(response: &HttpResponse) -> Option<String> {
 /// The body as `T` when it is complete JSON *and* an object. (A serde struct would also accept a
 /// JSON array positionally, and `["cancelled"]` is not a reservation.)
 pub fn json_object<T: serde::de::DeserializeOwned>(response: &HttpResponse) -> Option<T> {
-    from_object(response.json_value()?)
+    // From the response's kept JSON (read once for the classification and the record), borrowed.
+    let value = response.json_ref()?;
+    if !value.is_object() {
+        return None;
+    }
+    T::deserialize(&*value).ok()
 }
 
 /// `value` as `T` when it is a JSON object of that shape.

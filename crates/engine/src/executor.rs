@@ -106,7 +106,7 @@ impl Executor {
         let status = response.status();
         let headers = response.headers().clone();
         let (body, truncated) = self.read_bounded(response).await.map_err(transport_error)?;
-        Ok(HttpResponse { status, headers, body, truncated })
+        Ok(HttpResponse::with_headers(status, headers, body, truncated))
     }
 }
 

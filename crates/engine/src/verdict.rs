@@ -25,7 +25,7 @@ pub enum AttemptResult {
 }
 
 impl AttemptResult {
-    pub fn answered(outcome: Outcome, response: HttpResponse) -> Self {
+    pub fn answered(outcome: Outcome, mut response: HttpResponse) -> Self {
         let body = response.body_for_record();
         Self::Answered { outcome, response, body }
     }

@@ -90,7 +90,7 @@ impl Application {
         let providers: Vec<&'static str> = registry.entries().map(|e| e.id()).collect();
         crate::telemetry::register(&providers);
         let client_limits = Arc::new(ClientLimits::new(&clients));
-        let state = AppState {
+        let state = AppState::new(crate::state::AppParts {
             settings: Arc::new(settings),
             registry: Arc::new(registry),
             clients: Arc::new(clients),
@@ -99,7 +99,7 @@ impl Application {
             draining: crate::conn_limits::Draining::default(),
             migrated: Arc::default(),
             webhooks,
-        };
+        });
         Ok(Self { listener, addr, state, sqlite_owner, dispatcher })
     }
 

@@ -7,9 +7,28 @@ use crate::driver::Driver;
 use crate::registry::Registry;
 use crate::settings::Settings;
 
-/// Everything a handler may reach. Cheap to clone.
+/// Everything a handler may reach: one `Arc`, because axum clones the state for every extractor
+/// and middleware layer of every request (a clone of each part was ~1.7 % of a cancel's CPU).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct AppParts {
     pub settings: Arc<Settings>,
     pub registry: Arc<Registry>,
     pub clients: Arc<Clients>,
