@@ -15,6 +15,7 @@ mod sandbox_cli;
 /// jemalloc, not glibc's malloc: a cancel allocates a few hundred small blocks across the tokio
 /// workers and the ledger's threads, where glibc's arenas spend a quarter of the gateway's
 /// instructions and keep more memory resident (BENCHMARKS.md, issue 20).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
