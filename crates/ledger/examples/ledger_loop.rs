@@ -22,7 +22,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cancelgate_ledger::{AttemptResult, Begin, Final, FinalStatus, Ledger, LedgerOptions, NewCancellation, SqliteSync};
+use cancelgate_ledger::{
+    AttemptResult, Begin, Final, FinalStatus, Ledger, LedgerOptions, NewCancellation, SqliteSync, StoredJson,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -118,7 +120,7 @@ async fn one_cancel(ledger: &Ledger, run: &str, n: u64) -> Result<(), String> {
         status: FinalStatus::Cancelled,
         cancelled_at: Some(end),
         error: None,
-        upstream: Some(json!({"status": 200, "body": body})),
+        upstream: Some(StoredJson::of_value(&json!({"status": 200, "body": body}))),
         http_status: 200,
         now: end,
         recheck_at: None,

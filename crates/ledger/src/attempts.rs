@@ -224,7 +224,7 @@ async fn finish_in(tx: &mut Tx<'_>, id: &str, owner: &str, fin: Final) -> Result
     let status = Status::from(fin.status);
     let written = Written {
         error: Some(fin.error.clone().unwrap_or(Value::Null)),
-        upstream: Some(fin.upstream.clone().unwrap_or(Value::Null)),
+        upstream: Some(fin.upstream.clone().filter(|u| !u.is_null())),
         ..Written::default()
     };
     let row = tx

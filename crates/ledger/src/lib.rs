@@ -59,6 +59,7 @@ mod review;
 mod rows;
 mod sql;
 mod sqlite;
+mod stored_json;
 mod timer;
 mod types;
 
@@ -79,6 +80,7 @@ pub use crate::events::{
 };
 pub use crate::retention::PURGE_BATCH;
 pub use crate::sqlite::GROUP_SIZE as LEDGER_WRITES_PER_COMMIT;
+pub use crate::stored_json::StoredJson;
 pub use crate::timer::LEDGER_DURATION;
 use crate::timer::Timer;
 pub use crate::types::{

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::db::Row;
 use crate::error::LedgerError;
+use crate::stored_json::StoredJson;
 use crate::types::{AttemptRow, Record, Resolution, Status};
 
 pub(crate) fn to_u32(column: &str, v: i64) -> Result<u32, LedgerError> {
@@ -34,7 +35,8 @@ pub(crate) struct Written {
     pub(crate) request: Option<Value>,
     pub(crate) metadata: Option<Value>,
     pub(crate) error: Option<Value>,
-    pub(crate) upstream: Option<Value>,
+    /// `Some(None)`: written as SQL NULL.
+    pub(crate) upstream: Option<Option<StoredJson>>,
 }
 
 /// The column as it reads back: given, or parsed from the row.
@@ -63,7 +65,10 @@ pub(crate) fn record_from_written_row(row: &Row, written: Written) -> Result<Rec
         ambiguous: row.bool("ambiguous")?,
         cancelled_at: row.opt_time("cancelled_at")?,
         error: written_json(row, "error", written.error)?,
-        upstream: written_json(row, "upstream", written.upstream)?,
+        upstream: match written.upstream {
+            Some(given) => given,
+            None => row.opt_stored_json("upstream")?,
+        },
         http_status: row.opt_int("http_status")?.map(|v| to_u16("http_status", v)).transpose()?,
         lease_owner: row.opt_text("lease_owner")?,
         lease_until: row.opt_time("lease_until")?,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::stored_json::StoredJson;
+
 /// Which database a [`Ledger`](crate::Ledger) talks to, chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -200,7 +202,7 @@ pub struct Record {
     /// The problem JSON of a `failed` (or `needs_review`) record.
     pub error: Option<Value>,
     /// `{"status", "body"}` of the provider's answer, when one came.
-    pub upstream: Option<Value>,
+    pub upstream: Option<StoredJson>,
     /// The HTTP status the caller is answered with once the record is final.
     pub http_status: Option<u16>,
     /// While processing: who drives the record (`None` once released). Once final: who
@@ -352,7 +354,7 @@ pub struct Final {
     /// Problem JSON (SPEC §3) for `Failed`/`NeedsReview`.
     pub error: Option<Value>,
     /// `{"status", "body"}` of the provider's answer, when one came.
-    pub upstream: Option<Value>,
+    pub upstream: Option<StoredJson>,
     /// What the caller is answered (and replays answer) with.
     pub http_status: u16,
     pub now: OffsetDateTime,

@@ -12,7 +12,7 @@ use cancelgate_ledger::{
     AMBIGUOUS, AttemptResult, Backend, Begin, Final, FinalStatus, Ledger, LedgerError, LedgerOptions, ListFilter,
     NewCancellation, Record, Resolve, Resolved, ResolvedStatus, Status,
 };
-use cancelgate_ledger::{BatchBegin, ItemEnd, NewBatch};
+use cancelgate_ledger::{BatchBegin, ItemEnd, NewBatch, StoredJson};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
 use time::OffsetDateTime;
@@ -63,7 +63,7 @@ fn cancelled(now: OffsetDateTime) -> Final {
         status: FinalStatus::Cancelled,
         cancelled_at: Some(now),
         error: None,
-        upstream: Some(json!({"status": 200, "body": {"status": "cancelled"}})),
+        upstream: Some(StoredJson::of_value(&json!({"status": 200, "body": {"status": "cancelled"}}))),
         http_status: 200,
         now,
         recheck_at: None,
@@ -75,7 +75,7 @@ fn failed(now: OffsetDateTime) -> Final {
         status: FinalStatus::Failed,
         cancelled_at: None,
         error: Some(json!({"type": "/errors/not_found", "code": "not_found", "status": 404})),
-        upstream: Some(json!({"status": 404, "body": null})),
+        upstream: Some(StoredJson::of_value(&json!({"status": 404, "body": null}))),
         http_status: 404,
         now,
         recheck_at: None,
@@ -418,7 +418,7 @@ async fn finish_is_idempotent_for_its_owner(t: Env) {
     assert_eq!(done.cancelled_at, Some(now));
     assert_eq!(done.http_status, Some(200));
     assert_eq!(done.updated_at, now);
-    assert_eq!(done.upstream, Some(json!({"status": 200, "body": {"status": "cancelled"}})));
+    assert_eq!(done.upstream, Some(StoredJson::of_value(&json!({"status": 200, "body": {"status": "cancelled"}}))));
     // The same call again (a lost acknowledgement) gets the stored record…
     assert_eq!(l.finish("can_1", A, cancelled(now + secs(5))).await.unwrap(), done);
     // …another end is refused, and the record stays as it was.
@@ -823,7 +823,11 @@ async fn times_and_json_round_trip(t: Env) {
     assert_eq!(r.metadata, metadata);
     assert_eq!(r.request, json!({"reason": null, "language": "EN"}));
     let problem = json!({"type": "/errors/upstream_error", "status": 502, "upstream": {"body": [1, 2.5, {"x": true}]}});
-    let fin = Final { error: Some(problem.clone()), upstream: Some(json!(null)), ..failed(local + secs(1)) };
+    let fin = Final {
+        error: Some(problem.clone()),
+        upstream: Some(StoredJson::of_value(&json!(null))),
+        ..failed(local + secs(1))
+    };
     let done = l.finish("can_1", A, fin).await.unwrap();
     assert_eq!(done.error, Some(problem));
     assert_eq!(done.upstream, None, "JSON null is stored as absent");
@@ -904,14 +908,14 @@ async fn the_record_a_write_returns_is_the_record_read_back(t: Env) {
     let t1 = T0 + secs(1);
     let answer = AttemptResult { body: Some(body.clone()), ..outcome("cancelled", t1) };
     let mut fin = cancelled(t1);
-    fin.upstream = Some(json!({"status": 200, "body": body}));
+    fin.upstream = Some(StoredJson::of_value(&json!({"status": 200, "body": body})));
     let done = l.finish_with_attempt("can_1", A, 1, answer, fin).await.unwrap();
-    assert_eq!(done.upstream.as_ref().and_then(|u| u.get("body")), Some(&body));
+    assert_eq!(done.upstream.as_ref().map(|u| u.to_value()["body"].clone()), Some(body.clone()));
     assert_eq!(l.get("can_1").await.unwrap(), Some(done));
     // A JSON null written is no value read back, on the returned record as on the stored one.
     let Begin::Fresh(_) = l.begin_with_attempt(new("can_2", "res_2")).await.unwrap() else { panic!("expected Fresh") };
     let mut fin = failed(t1);
-    fin.upstream = Some(Value::Null);
+    fin.upstream = Some(StoredJson::of_value(&Value::Null));
     let done = l.finish_with_attempt("can_2", A, 1, outcome("refused", t1), fin).await.unwrap();
     assert_eq!(done.upstream, None);
     assert_eq!(l.get("can_2").await.unwrap(), Some(done));

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cancelgate_core::{AttemptContext, ErrorCode, HttpResponse, TransportErrorKind};
-use cancelgate_ledger::{AttemptResult as AttemptRecord, AttemptRow, Final, FinalStatus};
+use cancelgate_ledger::{AttemptResult as AttemptRecord, AttemptRow, Final, FinalStatus, StoredJson};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -164,15 +164,19 @@ pub(super) fn attempt_record(result: &AttemptResult, latency: Duration) -> Attem
     }
 }
 
-/// The record's `upstream`: `{"status", "body"}` of the provider's answer. Built by hand, not with
-/// `json!`, which would re-serialize the body into a copy of itself.
-pub(super) fn snapshot(upstream: Option<UpstreamInfo>) -> Option<Value> {
-    upstream.map(|u| {
-        let mut snapshot = serde_json::Map::new();
-        snapshot.insert("status".to_owned(), u.status.into());
-        snapshot.insert("body".to_owned(), u.body);
-        Value::Object(snapshot)
-    })
+/// The record's `upstream`: `{"status", "body"}` of the provider's answer (and, for a rate
+/// limit, `retry_after_s`), serialized once: written as this text, answered as this text.
+pub(super) fn snapshot(upstream: Option<&UpstreamInfo>, retry_after_s: Option<u64>) -> Option<StoredJson> {
+    #[derive(serde::Serialize)]
+    struct Snapshot<'a> {
+        status: u16,
+        body: &'a Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_s: Option<u64>,
+    }
+    // Infallible for these fields (a `Value`'s keys are strings); were it not, the record would
+    // keep no snapshot rather than a wrong one, and its `error` still holds the answer.
+    upstream.and_then(|u| StoredJson::of(&Snapshot { status: u.status, body: &u.body, retry_after_s }).ok())
 }
 
 /// The final state a verdict gives.
@@ -183,7 +187,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             status: FinalStatus::Cancelled,
             cancelled_at: Some(cancelled_at.unwrap_or(now)),
             error: None,
-            upstream: snapshot(upstream),
+            upstream: snapshot(upstream.as_ref(), None),
             http_status: 200,
             now,
             recheck_at: None,
@@ -194,7 +198,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             Final {
                 status: FinalStatus::NeedsReview,
                 cancelled_at: None,
-                upstream: snapshot(failure.upstream.clone()),
+                upstream: snapshot(failure.upstream.as_ref(), None),
                 error: Some(failure.to_stored()),
                 http_status: 202,
                 now,
@@ -204,10 +208,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
         Verdict::RateLimited { retry_after, upstream } => {
             // Kept beside the answer so every answer of the record sends the provider's `Retry-After`.
             let retry_after_s = retry_after.map_or(1, |d| d.as_secs().max(1));
-            let mut snapshot = snapshot(Some(upstream.clone()));
-            if let Some(Value::Object(fields)) = &mut snapshot {
-                fields.insert("retry_after_s".to_owned(), retry_after_s.into());
-            }
+            let snapshot = snapshot(Some(&upstream), Some(retry_after_s));
             let failure = Failure::new(ErrorCode::RateLimited, "The provider's quota is exhausted.")
                 .with_upstream(Some(upstream));
             Final {
@@ -224,7 +225,7 @@ pub(super) fn finish(job: &Job, verdict: Verdict) -> Final {
             status: FinalStatus::Failed,
             cancelled_at: None,
             http_status: failure.code.http_status(),
-            upstream: snapshot(failure.upstream.clone()),
+            upstream: snapshot(failure.upstream.as_ref(), None),
             error: Some(failure.to_stored()),
             now,
             recheck_at: None,

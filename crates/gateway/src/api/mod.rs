@@ -25,11 +25,36 @@ pub const MAX_PROVIDER_CHARS: usize = 64;
 
 /// RFC 3339 in UTC with exactly three fractional digits, as the providers' own examples are:
 /// one fixed width, so timestamps sort as strings.
+/// Written digit by digit: `time`'s formatter walks its format description on every call, ~2,500
+/// instructions, 5 % of a replay's (the ledger's `time_text` does the same for its own width; the
+/// ledger may not depend on the crates the gateway's code lives in). [`RFC3339_FORMAT`] writes the
+/// same text, and still writes years the fixed width cannot hold.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let Ok(year @ 0..=9999) = u32::try_from(t.year()) else {
+        return t.format(RFC3339_FORMAT).unwrap_or_default();
+    };
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, n) in [
+        (0, 4, year),
+        (5, 2, u32::from(u8::from(t.month()))),
+        (8, 2, u32::from(t.day())),
+        (11, 2, u32::from(t.hour())),
+        (14, 2, u32::from(t.minute())),
+        (17, 2, u32::from(t.second())),
+        (20, 3, u32::from(t.millisecond())),
+    ] {
+        let mut n = n;
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    text.iter().map(|&b| char::from(b)).collect()
 }
+
+const RFC3339_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 #[cfg(test)]
 mod tests {
@@ -419,5 +444,12 @@ mod tests {
         let t = time::macros::datetime!(2026-04-01 03:38:06.924_567 +02:00);
         assert_eq!(rfc3339(t), "2026-04-01T01:38:06.924Z");
         assert_eq!(rfc3339(time::macros::datetime!(2026-04-01 01:38:06 UTC)), "2026-04-01T01:38:06.000Z");
+        // What the format description writes, for ~20,000 instants from 1970 to 9999.
+        let step = time::Duration::new(15_778_463, 123_457_891);
+        let mut next = Some(time::macros::datetime!(1970-01-01 00:00:00 UTC));
+        while let Some(t) = next {
+            assert_eq!(rfc3339(t), t.format(RFC3339_FORMAT).unwrap());
+            next = t.checked_add(step);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use cancelgate_ledger::StoredJson;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,15 +22,15 @@ pub struct UpstreamSnapshot {
     /// The provider's HTTP status.
     pub status: u16,
     /// The provider's JSON, verbatim (a string when it was not JSON; secrets scrubbed).
-    pub body: serde_json::Value,
+    #[schema(value_type = serde_json::Value)]
+    pub body: StoredJson,
 }
 
 impl UpstreamSnapshot {
-    /// The record's stored `upstream` (`{"status", "body", …}`), read with one copy of the body
-    /// (`serde_json::from_value` of a clone would rebuild it twice). `None` when it is not that shape.
-    pub fn of_stored(stored: &serde_json::Value) -> Option<Self> {
-        let status = u16::try_from(stored.get("status")?.as_u64()?).ok()?;
-        Some(Self { status, body: stored.get("body")?.clone() })
+    /// The record's stored `upstream` (`{"status", "body", …}`): its body stays the text it was
+    /// stored as, answered as is. `None` when it is not that shape.
+    pub fn of_stored(stored: &StoredJson) -> Option<Self> {
+        stored.parse().ok()
     }
 }
 

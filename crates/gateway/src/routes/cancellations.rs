@@ -295,7 +295,12 @@ fn render_record(record: &Record, replayed: bool) -> Response {
             let mut response = (status, Json(problem)).into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
             if matches!(status.as_u16(), 429 | 503) {
-                let seconds = record.upstream.as_ref().and_then(|u| u.get("retry_after_s")).and_then(Value::as_u64);
+                #[derive(serde::Deserialize)]
+                struct Kept {
+                    retry_after_s: Option<u64>,
+                }
+                let seconds =
+                    record.upstream.as_ref().and_then(|u| u.parse::<Kept>().ok()).and_then(|k| k.retry_after_s);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.unwrap_or(1)));
             }
             response

@@ -10,6 +10,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::error::LedgerError;
 use crate::sqlite::SqliteRow;
+use crate::stored_json::StoredJson;
 
 /// One statement, spelled for each backend. Most statements are spelled the same (`$n`
 /// placeholders work on both); see [`Sql::both`].
@@ -33,6 +34,8 @@ pub(crate) enum Arg {
     Bool(bool),
     Time(Option<OffsetDateTime>),
     Json(Option<Value>),
+    /// JSON already serialized (see [`StoredJson`]): written as its text.
+    Stored(Option<StoredJson>),
 }
 
 impl From<&str> for Arg {
@@ -84,6 +87,12 @@ impl From<Option<Value>> for Arg {
     fn from(v: Option<Value>) -> Arg {
         // JSON `null` is stored as SQL NULL: "no error" and "error: null" are one thing.
         Arg::Json(v.filter(|v| !v.is_null()))
+    }
+}
+impl From<Option<StoredJson>> for Arg {
+    fn from(v: Option<StoredJson>) -> Arg {
+        // As for `Value`: JSON `null` is stored as SQL NULL.
+        Arg::Stored(v.filter(|v| !v.is_null()))
     }
 }
 impl From<Value> for Arg {
@@ -186,6 +195,7 @@ pub(crate) fn bind_pg(sql: &str, args: Vec<Arg>) -> sqlx::query::Query<'_, Postg
             Arg::Bool(v) => q.bind(v),
             Arg::Time(v) => q.bind(v.map(normalize_time)),
             Arg::Json(v) => q.bind(v),
+            Arg::Stored(v) => q.bind(v.map(sqlx::types::Json)),
         };
     }
     q
@@ -276,6 +286,17 @@ impl Row {
                     serde_json::from_str(&text).map_err(|e| LedgerError::Corrupt(format!("column {column}: {e}")))
                 })
                 .transpose(),
+        }
+    }
+
+    /// A JSON column kept as its text (see [`StoredJson`]): checked, not parsed into a tree.
+    pub(crate) fn opt_stored_json(&self, column: &str) -> Result<Option<StoredJson>, LedgerError> {
+        let corrupt = |e: serde_json::Error| LedgerError::Corrupt(format!("column {column}: {e}"));
+        match self {
+            Row::Pg(_) => Ok(self.pg::<Option<sqlx::types::Json<StoredJson>>>(column)?.map(|j| j.0)),
+            Row::Sqlite(_) => {
+                self.opt_text(column)?.map(|text| StoredJson::from_text(text).map_err(corrupt)).transpose()
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{SqliteConfig, SqliteRow};
 use crate::db::{Arg, time_text};
 use crate::error::LedgerError;
+use crate::stored_json::StoredJson;
 use crate::types::SqliteSync;
 
 /// Distinct statements the ledger runs, so each is prepared once per connection.
@@ -84,6 +85,7 @@ fn to_sql(arg: Arg) -> SqlValue {
         // `to_string()` would use) goes through a formatter call per token. It cannot fail for a
         // `Value` (its keys are strings): the fallback is never taken.
         Arg::Json(v) => text(v.map(|v| serde_json::to_string(&v).unwrap_or_else(|_| v.to_string()))),
+        Arg::Stored(v) => text(v.map(StoredJson::into_string)),
     }
 }
 
