@@ -50,7 +50,7 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
             n /= 10;
         }
     }
-    text.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 const RFC3339_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =

@@ -137,7 +137,7 @@ pub(crate) fn time_text(t: OffsetDateTime) -> String {
             n /= 10;
         }
     }
-    text.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// The time [`time_text`] wrote. Its own shape is read digit by digit; anything else goes to
