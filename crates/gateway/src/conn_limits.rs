@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming};
@@ -345,11 +344,16 @@ where
     }
 }
 
-/// Middleware: once draining, every HTTP/1 answer says `Connection: close` (see [`Drain`]).
+/// Once draining, every HTTP/1 answer of `inner` says `Connection: close` (see [`Drain`]).
 /// HTTP/2 has no such header; its connections end with a GOAWAY after the drain period.
-pub async fn close_while_draining(State(draining): State<Draining>, request: Request, next: Next) -> Response {
+/// A part of the one edge layer (`routes::edge`).
+pub async fn close_while_draining<F, Fut>(draining: &Draining, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let http1 = request.version() < http::Version::HTTP_2;
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     if http1 && draining.is_draining() {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
@@ -395,9 +399,9 @@ impl hyper::body::Body for DeadlineBody {
     }
 }
 
-/// Middleware: the request body must be read in full within `within` of the request head.
-pub async fn body_deadline(State(within): State<Duration>, request: Request, next: Next) -> Response {
-    next.run(request.map(|body| Body::new(DeadlineBody::new(body, within)))).await
+/// The request with a body that must be read in full within `within` of the request head.
+pub fn body_deadline(request: Request, within: Duration) -> Request {
+    request.map(|body| Body::new(DeadlineBody::new(body, within)))
 }
 
 #[cfg(test)]

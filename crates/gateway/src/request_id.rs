@@ -7,13 +7,17 @@
 //! and an id flows into logs and upstream headers, so it must be validated first.
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use cancelgate_engine::context::{self, RequestContext, TraceParent};
 pub use cancelgate_engine::context::{REQUEST_ID_HEADER as HEADER, RequestId};
 use http::HeaderValue;
 
-pub async fn middleware(mut request: Request, next: Next) -> Response {
+/// A part of the one edge layer (`routes::edge`): `inner` runs in the request's context.
+pub async fn around<F, Fut>(mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let headers = request.headers();
     let id = headers
         .get(HEADER)
@@ -23,7 +27,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let trace = headers.get(context::TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
     request.extensions_mut().insert(id.clone());
     let header = HeaderValue::from_str(id.as_str());
-    let mut response = context::scope(RequestContext::new(id, trace), next.run(request)).await;
+    let mut response = context::scope(RequestContext::new(id, trace), inner(request)).await;
     if let Ok(value) = header {
         response.headers_mut().insert(HEADER, value);
     }

@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use cancelgate_core::ErrorCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -161,8 +160,13 @@ pub fn record_provider(id: &str) {
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome(pub &'static str);
 
-/// The request span, the request metrics and the trace context, around every route.
-pub async fn middleware(request: Request, next: Next) -> Response {
+/// The request span, the request metrics and the trace context, around every route: a part of
+/// the one edge layer (`routes::edge`), inside the request's context.
+pub async fn around<F, Fut>(request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     // The request's context (`request_id::middleware`, outside this one): its id, trace, label.
     let context = context::current();
@@ -190,7 +194,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     if let Some(trace) = context.as_ref().and_then(|c| c.trace.as_ref()) {
         span.record("trace_id", trace.trace_id());
     }
-    let response = next.run(request).instrument(span.clone()).await;
+    let response = inner(request).instrument(span.clone()).await;
 
     let latency = started.elapsed();
     let status = response.status();
