@@ -1,5 +1,5 @@
-//! The caller's own quota (SPEC §3, §4): one limiter per configured client, checked by a route
-//! layer on every `/v1` route ([`enforce`], inside `routes::authorize`, which names the client).
+//! The caller's own quota (SPEC §3, §4): one limiter per configured client, checked on every
+//! `/v1` route ([`admit`], by the route layer `routes::authorize` once it has named the client).
 //! The console (`/console`) and the operations endpoints (`/healthz`, `/readyz`, `/metrics`,
 //! `/openapi.json`, `/docs`, `/errors`) are outside `/v1` and not limited.
 //!
@@ -12,15 +12,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use cancelgate_core::ErrorCode;
 
 use crate::clients::Clients;
 use crate::error::ApiError;
-use crate::extract::Caller;
-use crate::state::AppState;
 use cancelgate_engine::resilience::RateLimit;
 
 /// One limiter per configured client, built at start (the set of clients is static).
@@ -43,19 +38,11 @@ impl ClientLimits {
 }
 
 /// The answer to a client whose quota is used up: `429 rate_limited` with `Retry-After`.
-pub fn exhausted(wait: Duration) -> ApiError {
+fn exhausted(wait: Duration) -> ApiError {
     ApiError::new(ErrorCode::RateLimited, "This client's request quota is used up.").with_retry_after(wait)
 }
 
-/// The route layer: one unit of the caller's quota per request, or `429` before the handler
-/// reads anything. It runs after `routes::authorize`; a request without a [`Caller`] cannot
-/// reach it (authorize answers first), and is refused rather than let through unmetered.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(Caller(client)) = request.extensions().get::<Caller>() else {
-        return crate::extract::unauthorized().into_response();
-    };
-    if let Err(wait) = state.client_limits.check(&client.name) {
-        return exhausted(wait).into_response();
-    }
-    next.run(request).await
+/// One unit of `client`'s quota, or the `429` to answer before the handler reads anything.
+pub fn admit(limits: &ClientLimits, client: &str) -> Result<(), ApiError> {
+    limits.check(client).map_err(exhausted)
 }

@@ -78,8 +78,10 @@ pub fn required_scope(method: &http::Method, path: &str) -> Option<Scope> {
 }
 
 /// Every `/v1` route: the caller is authenticated (`401`), then must hold the route's scope
-/// (`403`), before the handler reads anything else: nothing is recorded or sent for a caller
-/// outside its scopes. The handler gets the client as [`Caller`].
+/// (`403`), then spends one unit of its own quota (`429`, [`crate::client_limits::admit`]), before
+/// the handler reads anything else: nothing is recorded or sent for a caller outside its scopes or
+/// its quota. The handler gets the client as [`Caller`]. One layer for the three checks: each
+/// `from_fn` layer boxes the request's future once more, for as long as the request is in flight.
 pub async fn authorize(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let client = match extract::authenticate(request.headers(), &state) {
         Ok(client) => client,
@@ -96,6 +98,9 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
             format!("This client's scopes do not include `{}`, which this route needs.", scope.as_str()),
         )
         .into_response();
+    }
+    if let Err(refused) = crate::client_limits::admit(&state.client_limits, &client.name) {
+        return refused.into_response();
     }
     request.extensions_mut().insert(Caller(client));
     next.run(request).await
@@ -118,8 +123,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/redeliver", post(events::redeliver))
         .route("/v1/providers", get(providers::list))
         // Inside the routes only: an unknown route stays 404 and a wrong method 405, keyless.
-        // Layers run last-added first: `authorize` names the caller, then its quota is taken.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::client_limits::enforce))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .merge(v1)
