@@ -39,17 +39,21 @@ fn cancelled(reference: &str) -> serde_json::Value {
 #[tokio::test]
 async fn every_v1_route_requires_a_client_key() {
     let app = spawn_app().await;
-    let routes = [
-        (reqwest::Method::POST, "/v1/cancellations"),
-        (reqwest::Method::GET, "/v1/cancellations"),
-        (reqwest::Method::GET, "/v1/cancellations?limit=1"),
-        (reqwest::Method::GET, "/v1/cancellations/can_01JD000000000000000000000"),
-        (reqwest::Method::POST, "/v1/cancellation-batches"),
-        (reqwest::Method::GET, "/v1/cancellation-batches/cb_01JD000000000000000000000"),
-    ];
+    // Every `/v1` route (`V1_SCOPES` is held to the router's routes), and one with a query.
+    let mut routes: Vec<(reqwest::Method, String)> = cancelgate_gateway::routes::V1_SCOPES
+        .iter()
+        .map(|(method, path, _)| {
+            (
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                path.replace("{id}", "can_01JD000000000000000000000"),
+            )
+        })
+        .collect();
+    routes.push((reqwest::Method::GET, "/v1/cancellations?limit=1".to_owned()));
+    routes.push((reqwest::Method::HEAD, "/v1/providers".to_owned()));
     let bad_auth =
         [None, Some("Bearer nope"), Some("Basic Y2c6eA=="), Some("Bearer"), Some(DEMO_KEY), Some("bearer  ")];
-    for (method, route) in routes {
+    for (method, route) in &routes {
         for auth in bad_auth {
             let mut request = app.client.request(method.clone(), app.url(route));
             if let Some(auth) = auth {
@@ -58,7 +62,13 @@ async fn every_v1_route_requires_a_client_key() {
             if method == reqwest::Method::POST {
                 request = request.json(&json!({"provider": "chargeapi", "reference": "res_abc"}));
             }
-            let (status, h, problem) = read(request.send().await.unwrap()).await;
+            let response = request.send().await.unwrap();
+            if method == reqwest::Method::HEAD {
+                // No body to read: the status says it.
+                assert_eq!(response.status(), 401, "HEAD {route} with {auth:?}");
+                continue;
+            }
+            let (status, h, problem) = read(response).await;
             assert_problem(status, &h, &problem, 401, "unauthorized");
         }
     }

@@ -1,5 +1,6 @@
 //! The caller's own quota (SPEC §3, §4): one limiter per configured client, checked on every
-//! `/v1` route ([`admit`], by the route layer `routes::authorize` once it has named the client).
+//! `/v1` route ([`admit`], by `routes::authorize`, the handler's `Caller`, once it has named the
+//! client).
 //! The console (`/console`) and the operations endpoints (`/healthz`, `/readyz`, `/metrics`,
 //! `/openapi.json`, `/docs`, `/errors`) are outside `/v1` and not limited.
 //!

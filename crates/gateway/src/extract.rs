@@ -59,21 +59,21 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The caller of a `/v1` route: authenticated, and allowed the route's scope, by
-/// [`crate::routes::authorize`] before the handler runs.
+/// The caller of a `/v1` route: authenticated, allowed the route's scope and within its quota
+/// ([`crate::routes::authorize`]). Every `/v1` handler takes it first, after its state, so these
+/// checks come before anything else the request carries is read.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Client>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // Only `authorize` puts a caller here: a route outside its router has no caller (fail closed).
-        parts.extensions.get::<Caller>().cloned().ok_or_else(unauthorized)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        crate::routes::authorize(parts, state)
     }
 }
 
-pub fn unauthorized() -> ApiError {
+fn unauthorized() -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, "Send `Authorization: Bearer <client key>` with a valid key.")
 }
 

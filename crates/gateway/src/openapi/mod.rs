@@ -153,9 +153,9 @@ pub(super) fn operation_mut<'a>(item: &'a mut PathItem, method: &str) -> Option<
     }
 }
 
-/// What every `/v1` route's layers can answer before its handler runs: `401` and `403`
-/// (`routes::authorize`: no valid key, or not the route's scope) and `429` (the client's quota,
-/// `client_limits::admit`).
+/// What every `/v1` route can answer before its handler reads the request (its `Caller`): `401`
+/// and `403` (`routes::authorize`: no valid key, or not the route's scope) and `429` (the client's
+/// quota, `client_limits::admit`).
 pub const V1_LAYERS: &[ErrorCode] = &[ErrorCode::Unauthorized, ErrorCode::Forbidden, ErrorCode::RateLimited];
 
 /// A type for a `#[utoipa::path]`'s `responses(...)`: the problems its handler can answer with,

@@ -182,8 +182,8 @@ fn begin_error(error: BeginError, respond_within: Duration) -> ApiError {
 
 /// The deadline of a cancelling `POST` (one cancel or a batch). SPEC §12: a 202 goes out no
 /// later than `limits.respond_within_ms` after the request arrived, counted from here, where it
-/// has arrived in full (its [`JsonBody`] was read; the client's quota was taken before, by the
-/// route layer `routes::authorize`): a slow upload is the client's time, and must not turn
+/// has arrived in full (its [`JsonBody`] was read; the client's quota was taken before, by its
+/// `Caller`, `routes::authorize`): a slow upload is the client's time, and must not turn
 /// into a 503 that blames the ledger.
 pub(super) fn deadline(state: &AppState) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(state.settings.limits.respond_within_ms)
