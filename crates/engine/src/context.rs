@@ -117,8 +117,12 @@ pub fn trace() -> Option<TraceParent> {
     CURRENT.try_with(|c| c.trace.clone()).ok().flatten()
 }
 
-/// Run `fut` in `context`.
-pub fn scope<F: Future>(context: Arc<RequestContext>, fut: F) -> impl Future<Output = F::Output> {
+/// Run `fut` in `context`. The future's type is named, so a hand-written future (the gateway's
+/// edge layer) can hold it in place.
+pub fn scope<F: Future>(
+    context: Arc<RequestContext>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<Arc<RequestContext>, F> {
     CURRENT.scope(context, fut)
 }
 

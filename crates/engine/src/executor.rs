@@ -105,7 +105,9 @@ impl Executor {
         let response = builder.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let (body, truncated) = self.read_bounded(response).await.map_err(transport_error)?;
+        // Boxed: inline, the body's read would be the largest of this future's waits, and size it
+        // (and the driver's task around it) for the whole wait for a connection and an answer.
+        let (body, truncated) = Box::pin(self.read_bounded(response)).await.map_err(transport_error)?;
         Ok(HttpResponse::with_headers(status, headers, body, truncated))
     }
 }

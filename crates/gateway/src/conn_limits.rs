@@ -344,20 +344,22 @@ where
     }
 }
 
-/// Once draining, every HTTP/1 answer of `inner` says `Connection: close` (see [`Drain`]).
-/// HTTP/2 has no such header; its connections end with a GOAWAY after the drain period.
-/// A part of the one edge layer (`routes::edge`).
-pub async fn close_while_draining<F, Fut>(draining: &Draining, request: Request, inner: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
-    let http1 = request.version() < http::Version::HTTP_2;
-    let mut response = inner(request).await;
-    if http1 && draining.is_draining() {
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+/// Once draining, every HTTP/1 answer says `Connection: close` (see [`Drain`]). HTTP/2 has no
+/// such header; its connections end with a GOAWAY after the drain period. Taken from the request
+/// as it arrives, applied to its answer: a part of the one edge layer (`edge_layer::Edge`).
+#[derive(Debug)]
+pub struct CloseWhileDraining(Option<Draining>);
+
+impl CloseWhileDraining {
+    pub fn of(draining: &Draining, request: &Request) -> Self {
+        Self((request.version() < http::Version::HTTP_2).then(|| draining.clone()))
     }
-    response
+
+    pub fn apply(self, response: &mut Response) {
+        if self.0.is_some_and(|draining| draining.is_draining()) {
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+    }
 }
 
 /// A request body that fails once `deadline` has passed, however its bytes trickle in.

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod conn_limits;
 pub mod console;
 pub mod edge;
+pub mod edge_layer;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -11,7 +11,7 @@
 //! One Prometheus recorder is installed per process ([`prometheus`], a `OnceLock`): every
 //! `Application` in the process (tests start many) shares it.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -19,7 +19,6 @@ use axum::response::Response;
 use cancelgate_core::ErrorCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
-use tracing::Instrument;
 use tracing::field::Empty;
 
 use cancelgate_engine::context;
@@ -160,73 +159,86 @@ pub fn record_provider(id: &str) {
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome(pub &'static str);
 
-/// The request span, the request metrics and the trace context, around every route: a part of
-/// the one edge layer (`routes::edge`), inside the request's context.
-pub async fn around<F, Fut>(request: Request, inner: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
-    let started = Instant::now();
-    // The request's context (`request_id::middleware`, outside this one): its id, trace, label.
-    let context = context::current();
-    let request_id = context.as_ref().map(|c| c.request_id.as_str().to_owned()).unwrap_or_default();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    // The request metrics are the API's (SPEC §12): probes, scrapes and docs would drown them.
-    let path = request.uri().path();
-    let counted = path == "/v1" || path.starts_with("/v1/");
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route = %route,
-        request_id = %request_id,
-        trace_id = Empty,
-        client = Empty,
-        provider = Empty,
-        account = Empty,
-        reference = Empty,
-        cancellation_id = Empty,
-        code = Empty,
-        outcome = Empty,
-        status = Empty,
-        latency_ms = Empty,
-    );
-    if let Some(trace) = context.as_ref().and_then(|c| c.trace.as_ref()) {
-        span.record("trace_id", trace.trace_id());
-    }
-    let response = inner(request).instrument(span.clone()).await;
+/// The request span and the request metrics, around every route: a part of the one edge layer
+/// (`edge_layer::Edge`). [`RequestRecord::start`] when the request arrives (the span, which the
+/// request runs in), [`RequestRecord::finish`] with its answer.
+#[derive(Debug)]
+pub struct RequestRecord {
+    started: Instant,
+    route: String,
+    counted: bool,
+    context: Arc<context::RequestContext>,
+    span: tracing::Span,
+}
 
-    let latency = started.elapsed();
-    let status = response.status();
-    let code = response.extensions().get::<ErrorCode>().copied();
-    let code_label = match code {
-        Some(code) => code.as_str(),
-        None if status.is_client_error() || status.is_server_error() => "other",
-        None => "ok",
-    };
-    let outcome = response.extensions().get::<Outcome>().map_or(code_label, |o| o.0);
-    span.record("code", code_label);
-    span.record("outcome", outcome);
-    span.record("status", status.as_u16());
-    span.record("latency_ms", latency.as_millis() as u64);
-    if counted {
-        let provider = context.and_then(|c| c.provider()).unwrap_or_else(|| NO_PROVIDER.to_owned());
-        metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
-            "status" => status.as_u16().to_string())
-        .increment(1);
-        metrics::histogram!(names::REQUEST_DURATION, "provider" => provider).record(latency.as_secs_f64());
+impl RequestRecord {
+    /// The request's record and span, in its context (`request_id::start`: its id, trace, label).
+    pub fn start(request: &Request, context: &Arc<context::RequestContext>) -> Self {
+        let started = Instant::now();
+        let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+        // The request metrics are the API's (SPEC §12): probes, scrapes and docs would drown them.
+        let path = request.uri().path();
+        let counted = path == "/v1" || path.starts_with("/v1/");
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = %route,
+            request_id = %context.request_id.as_str(),
+            trace_id = Empty,
+            client = Empty,
+            provider = Empty,
+            account = Empty,
+            reference = Empty,
+            cancellation_id = Empty,
+            code = Empty,
+            outcome = Empty,
+            status = Empty,
+            latency_ms = Empty,
+        );
+        if let Some(trace) = &context.trace {
+            span.record("trace_id", trace.trace_id());
+        }
+        Self { started, route, counted, context: context.clone(), span }
     }
-    let _entered = span.enter();
-    if status.is_server_error() {
-        tracing::warn!("request answered");
-    } else if route.starts_with("/v1") {
-        tracing::info!("request answered");
-    } else {
-        // Probes and scrapes: not worth a line each at the default level.
-        tracing::debug!("request answered");
+
+    /// The span the request runs in.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
-    drop(_entered);
-    response
+
+    /// The answer's status, code, outcome and latency: on the span, in the metrics, in the log.
+    pub fn finish(self, response: &Response) {
+        let Self { started, route, counted, context, span } = self;
+        let latency = started.elapsed();
+        let status = response.status();
+        let code = response.extensions().get::<ErrorCode>().copied();
+        let code_label = match code {
+            Some(code) => code.as_str(),
+            None if status.is_client_error() || status.is_server_error() => "other",
+            None => "ok",
+        };
+        let outcome = response.extensions().get::<Outcome>().map_or(code_label, |o| o.0);
+        span.record("code", code_label);
+        span.record("outcome", outcome);
+        span.record("status", status.as_u16());
+        span.record("latency_ms", latency.as_millis() as u64);
+        if counted {
+            let provider = context.provider().unwrap_or_else(|| NO_PROVIDER.to_owned());
+            metrics::counter!(names::REQUESTS_TOTAL, "provider" => provider.clone(), "code" => code_label,
+                "status" => status.as_u16().to_string())
+            .increment(1);
+            metrics::histogram!(names::REQUEST_DURATION, "provider" => provider).record(latency.as_secs_f64());
+        }
+        let _entered = span.enter();
+        if status.is_server_error() {
+            tracing::warn!("request answered");
+        } else if route.starts_with("/v1") {
+            tracing::info!("request answered");
+        } else {
+            // Probes and scrapes: not worth a line each at the default level.
+            tracing::debug!("request answered");
+        }
+    }
 }
 
 /// The circuit gauge: 0 closed, 1 half open, 2 open (refreshed at each scrape).

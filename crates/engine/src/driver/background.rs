@@ -74,7 +74,7 @@ impl Driver {
                 Ok(prepared) => {
                     tracing::info!(cancellation_id = %record.id, attempts = record.attempts, ambiguous = record.ambiguous,
                         "resuming a processing cancellation");
-                    self.spawn(Job::of(prepared, &record), request_id, None);
+                    self.spawn(Box::new(Job::of(prepared, &record)), request_id, None);
                 }
                 Err(error) => self.abandon(&record, *error).await,
             }

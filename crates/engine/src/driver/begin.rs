@@ -34,16 +34,19 @@ pub struct BeginCommand {
 #[derive(Debug)]
 pub enum Begun {
     /// Recorded now, its first attempt on its way: [`Driver::settle`] waits for its early word.
-    Fresh { record: Record, early: oneshot::Receiver<Early> },
+    /// Boxed, as `settle` takes it: the record (~0.5 KB) is kept for the whole wait, and an async
+    /// fn keeps an argument twice (the argument and its local).
+    Fresh { record: Box<Record>, early: oneshot::Receiver<Early> },
     /// Answered by a record stored before (a replay of the key, a reference already cancelled
     /// or in review): nothing was sent.
-    Found(Record),
+    Found(Box<Record>),
 }
 
 impl Begun {
     pub fn id(&self) -> &str {
         match self {
-            Begun::Fresh { record, .. } | Begun::Found(record) => &record.id,
+            Begun::Fresh { record, .. } => &record.id,
+            Begun::Found(record) => &record.id,
         }
     }
 }
@@ -105,9 +108,9 @@ impl Driver {
             Err(_) => return Err(BeginError::TooSlow),
         };
         match begin {
-            Begin::Fresh(record) => Ok(Begun::Fresh { record, early: started.early }),
+            Begin::Fresh(record) => Ok(Begun::Fresh { record: Box::new(record), early: started.early }),
             Begin::Replay(record) | Begin::ReferenceNeedsReview(record) | Begin::ReferenceCancelled(record) => {
-                Ok(Begun::Found(record))
+                Ok(Begun::Found(Box::new(record)))
             }
             Begin::KeyInFlight => Err(BeginError::KeyInFlight),
             Begin::KeyReused => Err(BeginError::KeyReused),
@@ -117,18 +120,23 @@ impl Driver {
 
     /// The record to answer a fresh cancellation with, by `deadline`: final if the first attempt
     /// settled it in time, else as stored now (a 202 is honest: the record exists durably).
-    pub async fn settle(&self, fresh: Record, early: oneshot::Receiver<Early>, deadline: Instant) -> Record {
+    pub async fn settle(&self, fresh: Box<Record>, early: oneshot::Receiver<Early>, deadline: Instant) -> Record {
         let record = match tokio::time::timeout_at(deadline, early).await {
             Ok(Ok(Early::Final(record))) => return *record,
             // Going on in the background (or the driver lost the ledger): the record as stored
             // now, if the ledger says so in time.
             Ok(Ok(Early::Background)) | Ok(Err(_)) => {
-                tokio::time::timeout_at(deadline, self.ledger.get(&fresh.id)).await.ok().and_then(Result::ok).flatten()
+                // Boxed: inline, this read would size the wait for the first attempt's answer.
+                Box::pin(tokio::time::timeout_at(deadline, self.ledger.get(&fresh.id)))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
             }
             // Still in its first attempt, or waiting on the ledger to store its answer: nothing
             // newer than the record as begun is stored.
             Err(_) => None,
         };
-        record.unwrap_or(fresh)
+        record.unwrap_or(*fresh)
     }
 }

@@ -106,7 +106,16 @@ pub struct Driver {
 impl Driver {
     /// Drive `job` until it is final, telling `early` (if any) as soon as the caller can be answered;
     /// the status it ended in.
-    pub async fn run(&self, mut job: Job, mut early: Option<oneshot::Sender<Early>>) -> Result<Status, LedgerError> {
+    ///
+    /// `job` is boxed: an async fn keeps its arguments in its future beside the futures it awaits,
+    /// which keep their own copies (each layer, `run_logged` and the task's block, one more), and
+    /// the task lives as long as the cancel, mostly waiting on the provider: ~1.1 KB of copies per
+    /// cancel in flight, against 8 bytes each boxed.
+    pub async fn run(
+        &self,
+        mut job: Box<Job>,
+        mut early: Option<oneshot::Sender<Early>>,
+    ) -> Result<Status, LedgerError> {
         let entry = job.prepared.entry.clone();
         let policy = &entry.settings.retry;
         let lease = self.ledger.lease();
@@ -229,7 +238,7 @@ impl Driver {
     /// An operator's retry of a record the ledger put back to `processing` for this process
     /// ([`Ledger::retry`]): driven on its own task, like any resumed record.
     pub fn drive_again(&self, prepared: Prepared, record: &Record, request_id: RequestId) {
-        self.spawn(Job::of(prepared, record), request_id, None);
+        self.spawn(Box::new(Job::of(prepared, record)), request_id, None);
     }
 
     async fn pause(&self, job: &Job, unsettled: &Unsettled) {
@@ -282,7 +291,7 @@ impl Driver {
     }
 
     /// Spawn `run` on its own task, in the request id's scope, logging how it ends.
-    pub fn spawn(&self, job: Job, request_id: RequestId, early: Option<oneshot::Sender<Early>>) {
+    pub fn spawn(&self, job: Box<Job>, request_id: RequestId, early: Option<oneshot::Sender<Early>>) {
         let driver = self.clone();
         tokio::spawn(context::follow(request_id, async move { driver.run_logged(job, early).await }));
     }
@@ -310,9 +319,9 @@ impl Driver {
         let (begun_tx, begun) = oneshot::channel();
         let (early_tx, early) = oneshot::channel();
         let driver = self.clone();
-        // `new` boxed: the task keeps what it captured for its whole life, a cancel's wait on its
+        // Boxed: the task keeps what it captured for its whole life, a cancel's wait on its
         // provider included.
-        let new = Box::new(new);
+        let (new, kept) = (Box::new(new), Box::new((prepared, admission)));
         tokio::spawn(context::follow(request_id, async move {
             // In a block of its own, so the begun record (~0.5 KB) is not kept across the drive.
             let (job, waiting) = {
@@ -324,8 +333,9 @@ impl Driver {
                         return;
                     }
                 };
+                let (prepared, admission) = *kept;
                 prepared.entry.guard.deposit();
-                let job = Job {
+                let job = Box::new(Job {
                     prepared,
                     record_id: fresh.id.clone(),
                     attempts: fresh.attempts,
@@ -335,7 +345,7 @@ impl Driver {
                     started: Some(fresh.attempts),
                     round_start: 0,
                     rechecks: 0,
-                };
+                });
                 (job, begun_tx.send(Ok(Begin::Fresh(fresh))).is_ok())
             };
             if !waiting {
@@ -347,7 +357,7 @@ impl Driver {
         Started { begun, early }
     }
 
-    async fn run_logged(&self, job: Job, early: Option<oneshot::Sender<Early>>) {
+    async fn run_logged(&self, job: Box<Job>, early: Option<oneshot::Sender<Early>>) {
         let id = job.record_id.clone();
         match self.run(job, early).await {
             Ok(status) => tracing::info!(cancellation_id = %id, %status, "cancellation final"),

@@ -181,7 +181,7 @@ pub async fn create(
                     Ok(Begun::Fresh { record, early }) => {
                         ItemState::Record(Box::new(state.driver.settle(record, early, deadline).await))
                     }
-                    Ok(Begun::Found(record)) => ItemState::Record(Box::new(record)),
+                    Ok(Begun::Found(record)) => ItemState::Record(record),
                     Err(error) => ItemState::Error(error.to_json()),
                 }
             })

@@ -17,18 +17,14 @@ pub(crate) mod providers;
 pub use providers::{LatencyMs, ProviderHealth, ProviderList, ProviderRateLimit, ProviderView};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::routing::{get, post};
 use cancelgate_core::ErrorCode;
 
 use crate::clients::Scope;
-use crate::conn_limits;
 use crate::error::ApiError;
 use crate::extract::{self, Caller};
 use crate::state::AppState;
-use crate::{request_id, telemetry};
 
 /// Every route (method, path) the router serves; `openapi::ApiDoc` documents each of them.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -135,31 +131,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method; see `Allow`.")
         })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(Edge { draining, body_within }, edge))
+        .layer(crate::edge_layer::EdgeLayer { draining, body_within })
         .with_state(state)
-}
-
-/// What the edge layer needs beside the request.
-#[derive(Clone)]
-struct Edge {
-    draining: conn_limits::Draining,
-    body_within: std::time::Duration,
-}
-
-/// Every request's edge, one layer: each `from_fn` layer boxes the request's future once more
-/// (its own and `Next::run`'s), ~1–2 KB per request in flight each (`bench/heap`), four of them.
-/// Outermost first: once draining, HTTP/1 answers close their connection (see
-/// `conn_limits::Drain`); every response, errors and fallbacks included, carries the request id;
-/// the request span and metrics, inside the request id, which they record; a body that trickles
-/// in (or never comes) is cut after `limits.body_read_timeout_ms`.
-async fn edge(State(edge): State<Edge>, request: Request, next: Next) -> Response {
-    let Edge { draining, body_within } = edge;
-    conn_limits::close_while_draining(&draining, request, |request| {
-        request_id::around(request, |request| {
-            telemetry::around(request, |request| next.run(conn_limits::body_deadline(request, body_within)))
-        })
-    })
-    .await
 }
 
 #[cfg(test)]
