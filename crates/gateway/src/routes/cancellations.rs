@@ -81,25 +81,28 @@ pub async fn create(
     Caller(client): Caller,
     key: Option<IdempotencyKey>,
     request_id: axum::Extension<RequestId>,
-    JsonBody(body): JsonBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Response, ApiError> {
     let deadline = deadline(&state);
-    let body = CancelBody::parse(&body)?;
-    // A provider id the gateway knows is a safe label even when a later check fails.
-    if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
-        telemetry::record_provider(&body.provider);
-    }
-    let prepared = cancel::prepare(&state.registry, &client, &body)?;
-    telemetry::record("account", prepared.account.name());
-    telemetry::record("reference", prepared.request.reference.as_str());
-
-    let id = format!("can_{}", ulid::Ulid::new());
-    let key = key.map(|k| k.as_str().to_owned());
-    // Boxed, and the begun record moved into the settle before its wait: this future lives as long
-    // as the cancel (mostly waiting on the provider), so what it holds only at the start is not
-    // kept in it for the whole wait.
-    let begun = Box::pin(begin_one(&state, &client, &body, prepared, key, id, None, &request_id.0, deadline)).await;
+    // In a block of its own, the raw body dropped once parsed: what the request said is not kept
+    // for the wait on the provider, which is most of a cancel's life.
     let settling = {
+        let body = CancelBody::parse(&raw)?;
+        drop(raw);
+        // A provider id the gateway knows is a safe label even when a later check fails.
+        if !matches!(state.registry.lookup(&body.provider), Lookup::Unknown) {
+            telemetry::record_provider(&body.provider);
+        }
+        let prepared = cancel::prepare(&state.registry, &client, &body)?;
+        telemetry::record("account", prepared.account.name());
+        telemetry::record("reference", prepared.request.reference.as_str());
+
+        let id = format!("can_{}", ulid::Ulid::new());
+        let key = key.map(|k| k.as_str().to_owned());
+        // Boxed, and the begun record moved into the settle before its wait: this future lives as
+        // long as the cancel (mostly waiting on the provider), so what it holds only at the start
+        // is not kept in it for the whole wait.
+        let begun = Box::pin(begin_one(&state, &client, &body, prepared, key, id, None, &request_id.0, deadline)).await;
         let begun = begun.inspect_err(|e| {
             if let Some(id) = &e.cancellation_id {
                 telemetry::record("cancellation_id", id);
