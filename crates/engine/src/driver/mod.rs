@@ -122,7 +122,7 @@ impl Driver {
         // Resumed (after a crash, a stop, or a lease taken over) with attempts already sent, by
         // this process or another: what the ledger holds may settle it without sending again.
         if job.started.is_none() && job.round_attempts() > 0 {
-            let attempts = self.ledger.attempts(&job.record_id).await?;
+            let attempts = Box::pin(self.ledger.attempts(&job.record_id)).await?;
             let settled = recorded_verdict(&job, &attempts)
                 .map(|verdict| finish(&job, verdict))
                 .or_else(|| out_of_attempts(&job, &attempts).map(|verdict| self.finish_exhausted(&job, verdict)));
@@ -137,17 +137,22 @@ impl Driver {
                 (Some(admission), Some(n)) => (admission, n),
                 (admission, _) => {
                     let just_admitted = admission.is_some();
+                    // The waits of a resumed record and of a retry, boxed (as the retry path's below):
+                    // inline, the largest would size this future for every first attempt too,
+                    // which waits on its provider with none of them (`bench/future-sizes`).
                     let admission = match admission {
                         Some(admission) => admission,
-                        None => entry.guard.admit_patiently().await,
+                        None => Box::pin(entry.guard.admit_patiently()).await,
                     };
                     // Renewed once admitted: waiting for room may have taken a while.
                     let now = OffsetDateTime::now_utc();
-                    if !just_admitted && !self.ledger.renew_lease(&job.record_id, &self.owner, now + lease).await? {
+                    if !just_admitted
+                        && !Box::pin(self.ledger.renew_lease(&job.record_id, &self.owner, now + lease)).await?
+                    {
                         // Someone else drives it now (or it is final): never two drivers for one record.
                         return Err(LedgerError::LeaseLost { id: job.record_id });
                     }
-                    (admission, self.ledger.start_attempt(&job.record_id, &self.owner, now).await?)
+                    (admission, Box::pin(self.ledger.start_attempt(&job.record_id, &self.owner, now)).await?)
                 }
             };
             job.attempts = n;
@@ -190,14 +195,14 @@ impl Driver {
                                 .await?;
                         return Ok(hand_over(early, record));
                     } else {
-                        self.ledger.finish_attempt(&job.record_id, n, answer).await?;
+                        Box::pin(self.ledger.finish_attempt(&job.record_id, n, answer)).await?;
                         if let Some(tx) = early.take() {
                             let _ = tx.send(Early::Background);
                         }
                         self.pause(&job, &unsettled).await;
                         // The budget is asked when the retry is due, and only then: it is spent only
                         // by a retry that happens. A refusal defers the retry, it never ends the record.
-                        self.await_retry_budget(&job).await?;
+                        Box::pin(self.await_retry_budget(&job)).await?;
                         continue;
                     }
                 }
