@@ -2,8 +2,8 @@
 //!
 //! Each operation is the `#[utoipa::path]` annotation on its real handler in `routes/`, which
 //! names its success answers and its problems: a [`problems!`] type listing the error codes the
-//! handler can answer with (and, on `/v1`, [`V1_LAYERS`]: what its route layers answer before
-//! it runs). Bodies come from the real types (`CancelBody`, `Cancellation`, `Problem`, …, derived
+//! handler can answer with (and, on `/v1`, [`V1_LAYERS`]: what its `Caller` answers before it
+//! reads the request). Bodies come from the real types (`CancelBody`, `Cancellation`, `Problem`, …, derived
 //! with utoipa); the enumerations from the code (`schemas.rs`: `ErrorCode::ALL`,
 //! `RefusalReason::ALL`, the registry's adapters). [`openapi`] puts `X-Request-Id` on every
 //! response, `security: []` on the operations endpoints and plain string header parameters;
@@ -159,8 +159,8 @@ pub(super) fn operation_mut<'a>(item: &'a mut PathItem, method: &str) -> Option<
 pub const V1_LAYERS: &[ErrorCode] = &[ErrorCode::Unauthorized, ErrorCode::Forbidden, ErrorCode::RateLimited];
 
 /// A type for a `#[utoipa::path]`'s `responses(...)`: the problems its handler can answer with,
-/// one problem+json response per HTTP status naming its codes. `V1_LAYERS + [...]` adds what the
-/// `/v1` route layers answer ([`V1_LAYERS`]). Declared beside the handler, so a code it lists
+/// one problem+json response per HTTP status naming its codes. `V1_LAYERS + [...]` adds what a
+/// `/v1` route's `Caller` answers ([`V1_LAYERS`]). Declared beside the handler, so a code it lists
 /// and cannot return (or returns and does not list) is a diff in that handler's module.
 macro_rules! problems {
     ($(#[$meta:meta])* $vis:vis $name:ident = V1_LAYERS + [$($code:ident),* $(,)?]) => {

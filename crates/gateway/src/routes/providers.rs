@@ -58,7 +58,7 @@ pub struct ProviderRateLimit {
 }
 
 problems!(
-    /// `GET /v1/providers` answers nothing but the list; its route layers may refuse first.
+    /// `GET /v1/providers` answers nothing but the list; its `Caller` may refuse first.
     ListProblems = V1_LAYERS + []
 );
 
